@@ -18,3 +18,10 @@ export function logSumExp64(row: ArrayLike<number>): number {
   for (let i = 0; i < row.length; i++) s += Math.exp(row[i]! - m);
   return m + Math.log(s);
 }
+
+/** n float32 draws from N(mean, std^2) with the seeded Rng. */
+export function normals(rng: { normal(mean?: number, std?: number): number }, n: number, mean = 0, std = 1): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = rng.normal(mean, std);
+  return out;
+}
