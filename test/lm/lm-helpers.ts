@@ -1,0 +1,32 @@
+/** Shared helpers for the test/lm suites. */
+import * as tf from '@tensorflow/tfjs';
+
+/** The deterministic pure-JS backend, silenced. */
+export async function useCpu(): Promise<void> {
+  await tf.setBackend('cpu');
+  await tf.ready();
+  (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+}
+
+/** max |a - b| over two equally shaped tensors or arrays. */
+export function maxAbsDiff(a: tf.Tensor | ArrayLike<number>, b: tf.Tensor | ArrayLike<number>): number {
+  const x = a instanceof tf.Tensor ? a.dataSync() : a;
+  const y = b instanceof tf.Tensor ? b.dataSync() : b;
+  if (x.length !== y.length) throw new Error(`maxAbsDiff: lengths differ (${x.length} vs ${y.length})`);
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]! - y[i]!));
+  return m;
+}
+
+/** Left-pad rows of token ids to a common length: ids [B, T] int32 and mask [B, T]. */
+export function leftPad(rows: number[][], padId = 0): { ids: tf.Tensor2D; mask: tf.Tensor2D; width: number } {
+  const width = Math.max(...rows.map((r) => r.length));
+  const ids: number[][] = [];
+  const mask: number[][] = [];
+  for (const r of rows) {
+    const pad = width - r.length;
+    ids.push([...new Array<number>(pad).fill(padId), ...r]);
+    mask.push([...new Array<number>(pad).fill(0), ...new Array<number>(r.length).fill(1)]);
+  }
+  return { ids: tf.tensor2d(ids, [rows.length, width], 'int32'), mask: tf.tensor2d(mask, [rows.length, width], 'int32'), width };
+}
