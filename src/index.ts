@@ -25,3 +25,36 @@ export {
 } from './lm/config.ts';
 export { CausalLM, type ForwardOptions, type ParamSpec, parameterSpecs, ropeTables } from './lm/model.ts';
 export { KVCache } from './lm/kv-cache.ts';
+
+// lm tokenizers
+export { type Tokenizer, type ChatMessage, loadTokenizer, TransformersTokenizer, TOKENIZER_FILES } from './lm/tokenizer.ts';
+export {
+  CharTokenizer,
+  type CharTokenizerOptions,
+  PAD_TOKEN,
+  EOS_TOKEN,
+  UNK_TOKEN,
+  BOS_TOKEN,
+  CHAR_TOKENIZER_MARKER,
+} from './lm/char-tokenizer.ts';
+
+// datasets
+export { loadJsonl, parseJsonl, writeJsonl, type JsonlOptions, type JsonRow, type JsonType } from '../datasets/jsonl.ts';
+export { splitTrainTest, dedupeByPrompt, type Split as TrainTestSplit, type SplitOptions } from '../datasets/split.ts';
+export {
+  generateArithmetic,
+  makeArithmeticSplits,
+  saveArithmeticSplits,
+  arithmeticProblemCount,
+  ARITHMETIC_OPS,
+  MAX_DIGITS as ARITHMETIC_MAX_DIGITS,
+  ANSWER_OPEN,
+  ANSWER_CLOSE,
+  type ArithmeticConfig,
+  type ArithmeticExample,
+  type ArithmeticFormat,
+  type ArithmeticOp,
+  type ArithmeticSplitConfig,
+  type DigitRange,
+} from '../datasets/arithmetic/generate.ts';
+export { arithmeticTokenizer, ARITHMETIC_ALPHABET } from '../datasets/arithmetic/tokenizer.ts';
