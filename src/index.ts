@@ -25,6 +25,7 @@ export {
 } from './lm/config.ts';
 export { CausalLM, type ForwardOptions, type ParamSpec, parameterSpecs, ropeTables } from './lm/model.ts';
 export { KVCache } from './lm/kv-cache.ts';
+export { loadCausalLM, saveCausalLM, type LoadedCausalLM, type SaveOptions } from './lm/checkpoint.ts';
 
 // lm tokenizers
 export { type Tokenizer, type ChatMessage, loadTokenizer, TransformersTokenizer, TOKENIZER_FILES } from './lm/tokenizer.ts';
