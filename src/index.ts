@@ -59,3 +59,20 @@ export {
   type DigitRange,
 } from '../datasets/arithmetic/generate.ts';
 export { arithmeticTokenizer, ARITHMETIC_ALPHABET } from '../datasets/arithmetic/tokenizer.ts';
+
+// control envs
+export {
+  makeEnv,
+  makeVecEnv,
+  ENV_IDS,
+  angleNormalize,
+  type ActionSpace,
+  type BoxSpace,
+  type Env,
+  type EnvId,
+  type EpisodeStats,
+  type ObservationSpace,
+  type StepResult,
+  type VecEnv,
+  type VecStepResult,
+} from './control/envs/index.ts';
