@@ -76,3 +76,26 @@ export {
   type VecEnv,
   type VecStepResult,
 } from './control/envs/index.ts';
+
+// engine: backend, wasm kernel fixes, safetensors, tensor helpers
+export { initEngine, describeEngine, type EngineBackend, type EngineInfo, type EngineOptions } from './engine/backend.ts';
+export { applyWasmFixes } from './engine/wasm-fixes.ts';
+export {
+  parseSafetensors,
+  readSafetensors,
+  serializeSafetensors,
+  writeSafetensors,
+  toFloat32,
+  fromFloat32,
+  type SafetensorsDType,
+  type SafetensorsTensor,
+  type SafetensorsFile,
+} from './engine/safetensors.ts';
+export {
+  numElements,
+  randomNormal,
+  randomUniform,
+  assertShape,
+  tensorFromSafetensors,
+  safetensorsFromTensor,
+} from './engine/tensor.ts';

@@ -1,0 +1,225 @@
+/**
+ * The wasm kernel fixes give the same numbers as the pure-JS cpu backend, forward and
+ * gradient, and leak no backend memory.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Rng } from '../../src/engine/rng.ts';
+import { applyWasmFixes, WASM_FIX_NAMES } from '../../src/engine/wasm-fixes.ts';
+
+type Arr = { shape: number[]; values: number[] };
+
+function data(shape: number[], seed: number): Float32Array {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return new Rng(seed).fillNormal(new Float32Array(n)) as Float32Array;
+}
+
+async function on(backend: 'cpu' | 'wasm', f: () => tf.Tensor[]): Promise<Arr[]> {
+  await tf.setBackend(backend);
+  await tf.ready();
+  const outs = tf.tidy(f);
+  const res = outs.map((t) => ({ shape: [...t.shape], values: Array.from(t.dataSync()) }));
+  tf.dispose(outs);
+  return res;
+}
+
+function expectClose(actual: Arr[], expected: Arr[], what: string, tol = 1e-4): void {
+  expect(actual.length, what).toBe(expected.length);
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i]!;
+    const e = expected[i]!;
+    expect(a.shape, `${what} output ${i} shape`).toEqual(e.shape);
+    let scale = 1;
+    for (const v of e.values) scale = Math.max(scale, Math.abs(v));
+    for (let j = 0; j < e.values.length; j++) {
+      const diff = Math.abs(a.values[j]! - e.values[j]!);
+      if (!(diff <= tol * scale)) {
+        throw new Error(`${what} output ${i} element ${j}: wasm ${a.values[j]} vs cpu ${e.values[j]}`);
+      }
+    }
+  }
+}
+
+/**
+ * Forward value and, unless `forwardOnly`, the gradients (w.r.t. a and b) of
+ * sum(matMul(a, b) * w), with w fixed random.
+ */
+function matMulCase(aShape: number[], bShape: number[], ta: boolean, tb: boolean, fused: boolean, forwardOnly = false): () => tf.Tensor[] {
+  return () => {
+    const a = tf.tensor(data(aShape, 1), aShape);
+    const b = tf.tensor(data(bShape, 2), bShape);
+    const prod = (x: tf.Tensor, y: tf.Tensor): tf.Tensor =>
+      fused ? tf.fused.matMul({ a: x, b: y, transposeA: ta, transposeB: tb }) : tf.matMul(x, y, ta, tb);
+    const out = prod(a, b);
+    if (forwardOnly) return [out];
+    const w = tf.tensor(data(out.shape, 3), out.shape);
+    const [ga, gb] = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(prod(x, y), w)))([a, b]);
+    return [out, ga!, gb!];
+  };
+}
+
+/**
+ * Shapes before transposition: a is [..., m, k], b is [..., k, n]. tfjs broadcasts batch
+ * dimensions in the forward product (when one side's batch is 1 or absent) but its
+ * BatchMatMul gradient does not (on every backend), so broadcast cases check the forward only.
+ */
+const SHAPES: Array<{ name: string; a: number[]; b: number[]; broadcast?: boolean }> = [
+  { name: '2-D small', a: [5, 7], b: [7, 3] },
+  { name: '2-D', a: [33, 17], b: [17, 20] },
+  { name: '2-D vector-like', a: [1, 9], b: [9, 4] },
+  { name: '3-D batch 4', a: [4, 6, 8], b: [4, 8, 5] },
+  { name: '3-D broadcast a', a: [1, 6, 8], b: [3, 8, 5], broadcast: true },
+  { name: '3-D broadcast b', a: [3, 6, 8], b: [1, 8, 5], broadcast: true },
+  { name: 'rank 2 x rank 3', a: [6, 8], b: [3, 8, 5], broadcast: true },
+  { name: '4-D attention-like', a: [2, 3, 7, 4], b: [2, 3, 4, 7] },
+];
+
+function transposed(shape: number[], t: boolean): number[] {
+  if (!t) return shape;
+  const s = [...shape];
+  const r = s.length;
+  [s[r - 2], s[r - 1]] = [s[r - 1]!, s[r - 2]!];
+  return s;
+}
+
+beforeAll(() => {
+  expect(applyWasmFixes()).toEqual([WASM_FIX_NAMES.batchMatMul, WASM_FIX_NAMES.fusedMatMul, WASM_FIX_NAMES.unsortedSegmentSum]);
+  expect(applyWasmFixes()).toHaveLength(3); // idempotent
+});
+
+describe('BatchMatMul fix', () => {
+  for (const { name, a, b, broadcast } of SHAPES) {
+    for (const [ta, tb] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
+      it(`${name}, transposeA=${ta}, transposeB=${tb}: forward${broadcast ? '' : ' and gradients'} match cpu`, async () => {
+        const f = matMulCase(transposed(a, ta), transposed(b, tb), ta, tb, false, broadcast);
+        expectClose(await on('wasm', f), await on('cpu', f), `${name} ${ta} ${tb}`);
+      });
+    }
+  }
+
+  it('matches a hand-computed product', async () => {
+    // a^T b with a = [[1, 2], [3, 4], [5, 6]] (3x2), b = [[1, 0], [0, 1], [1, 1]] (3x2):
+    // a^T = [[1, 3, 5], [2, 4, 6]]; a^T b = [[1 + 5, 3 + 5], [2 + 6, 4 + 6]] = [[6, 8], [8, 10]]
+    const [r] = await on('wasm', () => [tf.matMul(tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]), tf.tensor2d([1, 0, 0, 1, 1, 1], [3, 2]), true, false)]);
+    expect(r!.values).toEqual([6, 8, 8, 10]);
+    // a b^T with a = [[1, 2]], b = [[3, 4], [5, 6]]: [[11, 17]]
+    const [s] = await on('wasm', () => [tf.matMul(tf.tensor2d([1, 2], [1, 2]), tf.tensor2d([3, 4, 5, 6], [2, 2]), false, true)]);
+    expect(s!.values).toEqual([11, 17]);
+  });
+
+  it('frees its temporary transposes (wasm backend data ids stay flat)', async () => {
+    await tf.setBackend('wasm');
+    const a = tf.tensor(data([4, 6, 8], 1), [4, 6, 8]);
+    const b = tf.tensor(data([4, 5, 8], 2), [4, 5, 8]);
+    tf.matMul(a, b, false, true).dispose(); // warm up
+    const before = tf.engine().backend.numDataIds();
+    const tensorsBefore = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) {
+      tf.matMul(a, b, false, true).dispose();
+      tf.matMul(a, a, true, false).dispose();
+    }
+    expect(tf.engine().backend.numDataIds()).toBe(before);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    a.dispose();
+    b.dispose();
+  });
+});
+
+describe('_FusedMatMul fix', () => {
+  for (const { name, a, b, broadcast } of SHAPES.filter((s) => s.a.length === s.b.length && s.a.length <= 3)) {
+    for (const [ta, tb] of [
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
+      it(`${name}, transposeA=${ta}, transposeB=${tb}: forward${broadcast ? '' : ' and gradients'} match cpu`, async () => {
+        const f = matMulCase(transposed(a, ta), transposed(b, tb), ta, tb, true, broadcast);
+        expectClose(await on('wasm', f), await on('cpu', f), `fused ${name} ${ta} ${tb}`);
+      });
+    }
+  }
+
+  it('with bias and relu, transposed: matches cpu', async () => {
+    const f = (): tf.Tensor[] => {
+      const a = tf.tensor(data([8, 6], 4), [8, 6]); // used as a^T: [6, 8]
+      const b = tf.tensor(data([5, 8], 5), [5, 8]); // used as b^T: [8, 5]
+      const bias = tf.tensor(data([5], 6), [5]);
+      const out = tf.fused.matMul({ a, b, bias, transposeA: true, transposeB: true, activation: 'relu' });
+      const [ga, gb, gbias] = tf.grads((x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) =>
+        tf.sum(tf.fused.matMul({ a: x, b: y, bias: z, transposeA: true, transposeB: true, activation: 'relu' })),
+      )([a, b, bias]);
+      return [out, ga!, gb!, gbias!];
+    };
+    expectClose(await on('wasm', f), await on('cpu', f), 'fused bias relu');
+  });
+});
+
+describe('UnsortedSegmentSum / gather gradient', () => {
+  it('gather forward and gradient with repeated indices match cpu and a hand computation', async () => {
+    const ids = [
+      [1, 3, 3],
+      [0, 9, 1],
+      [3, 3, 3],
+    ];
+    const f = (): tf.Tensor[] => {
+      const table = tf.tensor(data([10, 4], 7), [10, 4]);
+      const idx = tf.tensor2d(ids, [3, 3], 'int32');
+      const w = tf.tensor(data([3, 3, 4], 8), [3, 3, 4]);
+      const out = tf.gather(table, idx);
+      const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, idx), w)))(table);
+      return [out, g];
+    };
+    const wasm = await on('wasm', f);
+    expectClose(wasm, await on('cpu', f), 'gather');
+    // The gradient of row r is the sum of w[i, j, :] over positions (i, j) with ids[i][j] = r.
+    const w = data([3, 3, 4], 8);
+    const expected = new Float64Array(40);
+    ids.flat().forEach((r, p) => {
+      for (let c = 0; c < 4; c++) expected[r * 4 + c]! += w[p * 4 + c]!;
+    });
+    const g = wasm[1]!.values;
+    for (let i = 0; i < 40; i++) expect(g[i]).toBeCloseTo(expected[i]!, 5);
+    expect(g.slice(2 * 4, 3 * 4)).toEqual([0, 0, 0, 0]); // row 2 never looked up
+  });
+
+  it('gather along axis 1 (gradient transposes around the segment sum) matches cpu', async () => {
+    const f = (): tf.Tensor[] => {
+      const x = tf.tensor(data([3, 7, 2], 9), [3, 7, 2]);
+      const idx = tf.tensor1d([6, 0, 6, 2, 6], 'int32');
+      const w = tf.tensor(data([3, 5, 2], 10), [3, 5, 2]);
+      const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, idx, 1), w)))(x);
+      return [tf.gather(x, idx, 1), g];
+    };
+    expectClose(await on('wasm', f), await on('cpu', f), 'gather axis 1');
+  });
+
+  it('unsortedSegmentSum: known values, int32, multi-dimensional ids, negative ids dropped', async () => {
+    const [r, ri, rm] = await on('wasm', () => [
+      tf.unsortedSegmentSum(tf.tensor2d([1, 2, 3, 4, 5, 6, 7, 8], [4, 2]), tf.tensor1d([2, 0, 2, -1], 'int32'), 3),
+      tf.unsortedSegmentSum(tf.tensor1d([5, 6, 7], 'int32'), tf.tensor1d([1, 1, 0], 'int32'), 2),
+      // The op's typings say 1-D ids; the kernel contract (as in TensorFlow) allows any prefix of x's shape.
+      tf.unsortedSegmentSum(tf.tensor3d([1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2]), tf.tensor2d([[0, 1], [1, 1]], [2, 2], 'int32') as tf.Tensor as tf.Tensor1D, 2),
+    ]);
+    expect(r!.shape).toEqual([3, 2]);
+    expect(r!.values).toEqual([3, 4, 0, 0, 1 + 5, 2 + 6]);
+    expect(ri!.values).toEqual([7, 11]);
+    expect(rm!.shape).toEqual([2, 2]);
+    expect(rm!.values).toEqual([1, 2, 3 + 5 + 7, 4 + 6 + 8]);
+  });
+
+  it('an id >= numSegments is a clear error and leaks nothing', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor1d([1, 2]);
+    const ids = tf.tensor1d([0, 5], 'int32');
+    const before = tf.engine().backend.numDataIds();
+    expect(() => tf.unsortedSegmentSum(x, ids, 3)).toThrow(/segment id 5 at flat index 1 is >= numSegments \(3\)/);
+    expect(tf.engine().backend.numDataIds()).toBe(before);
+    tf.dispose([x, ids]);
+  });
+});
