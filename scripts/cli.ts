@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import * as data from './commands/data.ts';
+import * as report from './commands/report.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -15,7 +16,16 @@ const program = new Command()
   .showHelpAfterError()
   .enablePositionalOptions();
 
-const commands: Array<{ register: (p: Command) => void }> = [data];
+const commands: Array<{ register: (p: Command) => void }> = [data, report];
 for (const c of commands) c.register(program);
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  // Expected failures (bad config, bad data, missing files) print one readable line;
+  // RLVR_DEBUG=1 shows the stack for bug reports.
+  const message = err instanceof Error ? err.message : String(err);
+  console.error(`error: ${message}`);
+  if (process.env.RLVR_DEBUG && err instanceof Error && err.stack) console.error(err.stack);
+  process.exitCode = 1;
+}
