@@ -1,0 +1,442 @@
+/**
+ * Equivalence of two parsed answers (gold first: the relation rules are not symmetric,
+ * following Math-Verify's `verify(gold, pred)`).
+ *
+ * Numbers:
+ * - both exact (integers, fractions, terminating decimals, + - * / and integer powers):
+ *   equal as rationals, with BigInt arithmetic (`1000.0` = `1000`, `10/4` = `5/2`);
+ * - neither side written with a decimal point but irrational or complex (`\sqrt8` vs
+ *   `2\sqrt2`, `3+2i`): equal in complex floating point to 1e-9 relative;
+ * - a bare decimal against an exact value (`0.333333` vs `1/3`, `3.14159` vs `\pi`): the
+ *   decimal must be the value rounded or truncated at its last digit (it differs by less
+ *   than one unit there: `1000.01` never matches `1000`) AND agree to `relTol` relative
+ *   (default 1e-6, about six significant digits: `1/3` vs `0.33` fails);
+ * - two bare decimals: equal as written numbers (`2.50` = `2.5`, `16386.17` != `16386.169`);
+ * - decimals inside larger expressions: agree to `relTol` relative.
+ * Expressions with variables: equal at random points (seeded `Rng`; variables drawn in
+ * ±[0.3, 2.7]; a point where one side is real and the other not is skipped, so `x^{2/3}`
+ * matches `\sqrt[3]{x}^2` while `\sqrt{x^2}` does not match `x`), with mathjs
+ * `simplify(a - b) == 0` as the fallback when too few points evaluate.
+ * Equations and inequalities: equal when `lhs - rhs` of one is a constant multiple of the
+ * other's (positive multiple for inequalities, after turning `>` around), so
+ * `2x+4y-3=0` matches `y=-x/2+3/4` and `5 \ge x` matches `x \le 5`.
+ */
+import { Rng } from '../../src/engine/rng.ts';
+import * as Q from './rational.ts';
+import {
+  bareDecimal, containsInfinity, countNodes, evalComplex, evalExact, hasDecimal, simplifiesToZero,
+  toText, variables, type Complex, type Node, type NumericValue,
+} from './expr.ts';
+import type { RelOp, Value } from './parse.ts';
+
+/** Relative tolerance between two exact forms evaluated in floating point. */
+export const TIGHT_TOL = 1e-9;
+const ABS_FLOOR = 1e-12;
+/** Seed of the point sampler; fixed, so a verdict never changes between runs. */
+const SAMPLE_SEED = 0x6d617468;
+const SAMPLE_ATTEMPTS = 16;
+const SAMPLE_WANTED = 6;
+const SAMPLE_MIN_VALID = 3;
+const SIMPLIFY_MAX_NODES = 60;
+const MAX_MATCH_ITEMS = 64;
+
+export class VerifyTimeout extends Error {
+  override name = 'VerifyTimeout';
+}
+
+/** A cooperative time limit, checked between the steps of one verification. */
+export class Deadline {
+  private readonly end: number;
+
+  constructor(readonly ms: number) {
+    this.end = performance.now() + ms;
+  }
+
+  check(): void {
+    if (performance.now() > this.end) throw new VerifyTimeout(`math check exceeded ${this.ms} ms`);
+  }
+}
+
+export interface CompareContext {
+  relTol: number;
+  deadline: Deadline;
+}
+
+// ---- helpers ----------------------------------------------------------------------------
+
+const last = (v: { terms: Value[] }) => v.terms[v.terms.length - 1]!;
+const isCollection = (v: Value): v is Extract<Value, { items: Value[] }> =>
+  v.kind === 'tuple' || v.kind === 'list' || v.kind === 'set';
+
+function symbolName(v: Value): string | null {
+  return v.kind === 'expr' && v.node.t === 'sym' ? v.node.name : null;
+}
+
+/** `x = ...`, `(p, q) = ...`: an equation chain whose left end is only names. */
+function isAssignment(v: Value): v is Extract<Value, { kind: 'relation' }> {
+  if (v.kind !== 'relation' || v.ops.some((o) => o !== '=')) return false;
+  const lhs = v.terms[0]!;
+  if (symbolName(lhs) !== null) return true;
+  return lhs.kind === 'tuple' && lhs.items.every((x) => symbolName(x) !== null);
+}
+
+function sameTarget(a: Value, b: Value): boolean {
+  const na = symbolName(a);
+  if (na !== null) return na === symbolName(b);
+  if (a.kind === 'tuple' && b.kind === 'tuple' && a.items.length === b.items.length) {
+    return a.items.every((x, i) => symbolName(x) === symbolName(b.items[i]!));
+  }
+  return false;
+}
+
+function magnitude(z: Complex): number {
+  return Math.hypot(z.re, z.im);
+}
+
+function close(a: Complex, b: Complex, tol: number): boolean {
+  const diff = Math.hypot(a.re - b.re, a.im - b.im);
+  return diff <= tol * Math.max(magnitude(a), magnitude(b)) * (1 + 1e-9) || diff <= ABS_FLOOR;
+}
+
+const finite = (z: Complex) => Number.isFinite(z.re) && Number.isFinite(z.im);
+const isReal = (z: Complex) => Math.abs(z.im) <= TIGHT_TOL * Math.max(1, Math.abs(z.re));
+
+function components(v: NumericValue): Complex[] {
+  return v.kind === 'scalar' ? [v.z] : v.z;
+}
+
+function sameShape(a: NumericValue, b: NumericValue): boolean {
+  if (a.kind !== b.kind) return false;
+  if (a.kind === 'scalar' || b.kind === 'scalar') return true;
+  return a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+}
+
+// ---- entry point ---------------------------------------------------------------------------
+
+/** True when `pred` is an acceptable answer for `gold`. */
+export function equivalent(gold: Value, pred: Value, ctx: CompareContext): boolean {
+  ctx.deadline.check();
+
+  if (gold.kind === 'relation' && pred.kind === 'relation') {
+    if (isAssignment(gold) && isAssignment(pred)) {
+      return sameTarget(gold.terms[0]!, pred.terms[0]!) && equivalent(last(gold), last(pred), ctx);
+    }
+    return relationsEquivalent(gold, pred, ctx);
+  }
+  if (pred.kind === 'relation') {
+    // `k = 1/3` answers `1/3`; the value after the last `=` is the prediction.
+    return pred.ops.every((o) => o === '=') && equivalent(gold, last(pred), ctx);
+  }
+  if (gold.kind === 'relation') {
+    if (isAssignment(gold)) return equivalent(last(gold), pred, ctx);
+    if (pred.kind === 'interval' || pred.kind === 'union') {
+      const set = relationToInterval(gold);
+      return set !== null && equivalent(set.interval, pred, ctx);
+    }
+    return false;
+  }
+
+  if (gold.kind === 'raw' || pred.kind === 'raw') {
+    return gold.kind === 'raw' && pred.kind === 'raw' && gold.text === pred.text;
+  }
+  if (gold.kind === 'text' || pred.kind === 'text') return textEquivalent(gold, pred);
+
+  // A single value equals a one-element set, list or tuple.
+  if (gold.kind === 'expr' && isCollection(pred) && pred.items.length === 1) return equivalent(gold, pred.items[0]!, ctx);
+  if (pred.kind === 'expr' && isCollection(gold) && gold.items.length === 1) return equivalent(gold.items[0]!, pred, ctx);
+
+  switch (gold.kind) {
+    case 'expr':
+      return pred.kind === 'expr' && exprEquivalent(gold, pred, ctx);
+    case 'set':
+      return (pred.kind === 'set' || pred.kind === 'list') && unorderedEqual(gold.items, pred.items, ctx);
+    case 'list':
+      if (pred.kind === 'set' || pred.kind === 'list') return unorderedEqual(gold.items, pred.items, ctx);
+      return pred.kind === 'tuple' && orderedEqual(gold.items, pred.items, ctx);
+    case 'tuple':
+      if (pred.kind === 'tuple' || pred.kind === 'list') return orderedEqual(gold.items, pred.items, ctx);
+      return pred.kind === 'interval' && openIntervalMatchesPair(pred, gold.items, ctx);
+    case 'interval':
+      if (pred.kind === 'interval') {
+        return gold.loOpen === pred.loOpen && gold.hiOpen === pred.hiOpen &&
+          equivalent(gold.lo, pred.lo, ctx) && equivalent(gold.hi, pred.hi, ctx);
+      }
+      return (pred.kind === 'tuple' || pred.kind === 'list') && openIntervalMatchesPair(gold, pred.items, ctx);
+    case 'union':
+      return pred.kind === 'union' && unorderedEqual(gold.parts, pred.parts, ctx);
+  }
+}
+
+/** `(1, 2)` is both a pair and an open interval (Math-Verify reads it as the interval). */
+function openIntervalMatchesPair(iv: Extract<Value, { kind: 'interval' }>, items: Value[], ctx: CompareContext): boolean {
+  return iv.loOpen && iv.hiOpen && items.length === 2 && equivalent(iv.lo, items[0]!, ctx) && equivalent(iv.hi, items[1]!, ctx);
+}
+
+function orderedEqual(a: Value[], b: Value[], ctx: CompareContext): boolean {
+  return a.length === b.length && a.every((x, i) => equivalent(x, b[i]!, ctx));
+}
+
+/** Every element matched to a distinct element of the other side (bipartite matching). */
+function unorderedEqual(a: Value[], b: Value[], ctx: CompareContext): boolean {
+  if (a.length !== b.length) return false;
+  if (a.length > MAX_MATCH_ITEMS) return false;
+  const eq: (boolean | undefined)[][] = a.map(() => []);
+  const test = (i: number, j: number) => (eq[i]![j] ??= equivalent(a[i]!, b[j]!, ctx));
+  const owner: number[] = new Array(b.length).fill(-1);
+  const tryAssign = (i: number, seen: boolean[]): boolean => {
+    for (let j = 0; j < b.length; j++) {
+      if (seen[j] || !test(i, j)) continue;
+      seen[j] = true;
+      if (owner[j] === -1 || tryAssign(owner[j]!, seen)) {
+        owner[j] = i;
+        return true;
+      }
+    }
+    return false;
+  };
+  for (let i = 0; i < a.length; i++) {
+    if (!tryAssign(i, new Array(b.length).fill(false))) return false;
+  }
+  return true;
+}
+
+function normWords(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9]+/g, ' ').trim();
+}
+
+function textEquivalent(a: Value, b: Value): boolean {
+  const ta = a.kind === 'text' ? a.text : symbolName(a);
+  const tb = b.kind === 'text' ? b.text : symbolName(b);
+  if (ta === null || tb === null) return false;
+  // Single letters keep their case (x is not X); words do not.
+  if (ta.length === 1 || tb.length === 1) return ta === tb;
+  return normWords(ta) === normWords(tb);
+}
+
+// ---- expressions ------------------------------------------------------------------------
+
+function exprEquivalent(
+  g: Extract<Value, { kind: 'expr' }>,
+  p: Extract<Value, { kind: 'expr' }>,
+  ctx: CompareContext,
+): boolean {
+  if (exprEqual(g.node, p.node, ctx)) return true;
+  // `28\%` matches 28 (Math-Verify) and also 0.28 (its value).
+  const per100 = (n: Node): Node => ({ t: 'div', a: n, b: { t: 'num', text: '100' } });
+  if (g.percent && !p.percent && exprEqual(per100(g.node), p.node, ctx)) return true;
+  if (p.percent && !g.percent && exprEqual(g.node, per100(p.node), ctx)) return true;
+  return false;
+}
+
+export function exprEqual(a: Node, b: Node, ctx: CompareContext): boolean {
+  if (a.t === 'mat' && b.t === 'mat') {
+    if (a.rows.length !== b.rows.length || a.rows[0]!.length !== b.rows[0]!.length) return false;
+    return a.rows.every((r, i) => r.every((c, j) => exprEqual(c, b.rows[i]![j]!, ctx)));
+  }
+  if (toText(a) === toText(b)) return true;
+  const vars = variables(a, variables(b));
+  if (vars.size === 0) return numericEqual(a, b, ctx);
+  return symbolicEqual(a, b, [...vars].sort(), ctx);
+}
+
+function numericEqual(a: Node, b: Node, ctx: CompareContext): boolean {
+  const ea = evalExact(a);
+  const eb = evalExact(b);
+  if (ea && eb && Q.equals(ea, eb)) return true;
+  const approxA = hasDecimal(a);
+  const approxB = hasDecimal(b);
+  if (ea && eb && !approxA && !approxB) return false;
+
+  const va = evalComplex(a);
+  const vb = evalComplex(b);
+  if (!va || !vb || !sameShape(va, vb)) return false;
+  const za = components(va);
+  const zb = components(vb);
+  if (!za.every(finite) || !zb.every(finite)) {
+    // Only an answer that names infinity may evaluate to it (9^9^9^9 is not infinity).
+    if (!containsInfinity(a) || !containsInfinity(b)) return false;
+    return za.every((z, i) => isReal(z) && isReal(zb[i]!) && z.re === zb[i]!.re);
+  }
+  if (va.kind === 'matrix') return za.every((z, i) => close(z, zb[i]!, approxA || approxB ? ctx.relTol : TIGHT_TOL));
+
+  const z1 = za[0]!;
+  const z2 = zb[0]!;
+  if (!approxA && !approxB) return close(z1, z2, TIGHT_TOL);
+  const da = bareDecimal(a);
+  const db = bareDecimal(b);
+  if (da !== null && db !== null) return false; // two written decimals were compared exactly
+  if (da !== null && !approxB) return decimalMatches(da, eb, z2, ctx.relTol);
+  if (db !== null && !approxA) return decimalMatches(db, ea, z1, ctx.relTol);
+  return close(z1, z2, ctx.relTol);
+}
+
+/**
+ * A written decimal `d` approximates the exact value (`exact`, or `z` when irrational) when
+ * it is the value rounded or truncated at d's last digit, and within `relTol` relative.
+ */
+function decimalMatches(d: string, exact: Q.Rational | null, z: Complex, relTol: number): boolean {
+  if (!isReal(z)) return false;
+  const places = (d.split('.')[1] ?? '').length;
+  let diff: number;
+  if (exact) {
+    const dq = Q.parseDecimal(d);
+    const delta = dq && Q.sub(dq, exact);
+    const ulp = Q.rational(1n, 10n ** BigInt(places));
+    if (!delta || !ulp || Q.compare(Q.abs(delta), ulp) >= 0) return false;
+    diff = Math.abs(Q.toNumber(delta));
+  } else {
+    diff = Math.abs(Number(d) - z.re);
+    if (!(diff < 10 ** -places)) return false;
+  }
+  return diff <= relTol * Math.abs(z.re) * (1 + 1e-9);
+}
+
+type Verdict = 'equal' | 'different' | 'unknown';
+
+function samplePoint(rng: Rng, vars: string[], attempt: number): Map<string, number> {
+  const env = new Map<string, number>();
+  for (const v of vars) {
+    const magnitude = rng.uniformRange(0.3, 2.7);
+    // The first points are positive (every root and log is real there); later ones mix signs.
+    env.set(v, attempt < 3 || rng.uniform() < 0.5 ? magnitude : -magnitude);
+  }
+  return env;
+}
+
+function sampleCompare(a: Node, b: Node, vars: string[], tol: number, ctx: CompareContext): Verdict {
+  const rng = new Rng(SAMPLE_SEED);
+  let valid = 0;
+  for (let attempt = 0; attempt < SAMPLE_ATTEMPTS && valid < SAMPLE_WANTED; attempt++) {
+    ctx.deadline.check();
+    const env = samplePoint(rng, vars, attempt);
+    const va = evalComplex(a, env);
+    const vb = evalComplex(b, env);
+    if (!va || !vb) continue;
+    if (!sameShape(va, vb)) return 'different';
+    const za = components(va);
+    const zb = components(vb);
+    if (!za.every(finite) || !zb.every(finite)) continue;
+    if (za.some((z, i) => isReal(z) !== isReal(zb[i]!))) continue;
+    if (za.some((z, i) => !close(z, zb[i]!, tol))) return 'different';
+    valid++;
+  }
+  return valid >= SAMPLE_MIN_VALID ? 'equal' : 'unknown';
+}
+
+function symbolicEqual(a: Node, b: Node, vars: string[], ctx: CompareContext): boolean {
+  const tol = hasDecimal(a) || hasDecimal(b) ? ctx.relTol : TIGHT_TOL;
+  const verdict = sampleCompare(a, b, vars, tol, ctx);
+  if (verdict !== 'unknown') return verdict === 'equal';
+  ctx.deadline.check();
+  return countNodes(a) + countNodes(b) <= SIMPLIFY_MAX_NODES && simplifiesToZero(a, b);
+}
+
+// ---- relations ----------------------------------------------------------------------------
+
+type RelClass = 'eq' | 'ne' | 'strict' | 'weak';
+const relClass = (op: RelOp): RelClass =>
+  op === '=' ? 'eq' : op === '≠' ? 'ne' : op === '<' || op === '>' ? 'strict' : 'weak';
+const FLIP: Record<RelOp, RelOp> = { '=': '=', '≠': '≠', '<': '>', '>': '<', '≤': '≥', '≥': '≤' };
+
+/** lhs - rhs, oriented so that the relation says "f > 0" (or ≥, =, ≠). */
+function relationFunction(lhs: Node, rhs: Node, op: RelOp): Node {
+  return op === '<' || op === '≤' ? { t: 'sub', a: rhs, b: lhs } : { t: 'sub', a: lhs, b: rhs };
+}
+
+function relationsEquivalent(
+  g: Extract<Value, { kind: 'relation' }>,
+  p: Extract<Value, { kind: 'relation' }>,
+  ctx: CompareContext,
+): boolean {
+  const allExpr = (v: typeof g) => v.terms.every((t) => t.kind === 'expr');
+  if (g.terms.length === 2 && p.terms.length === 2 && allExpr(g) && allExpr(p)) {
+    const gop = g.ops[0]!;
+    const pop = p.ops[0]!;
+    if (relClass(gop) !== relClass(pop)) return false;
+    const [gl, gr] = g.terms.map((t) => (t as Extract<Value, { kind: 'expr' }>).node) as [Node, Node];
+    const [pl, pr] = p.terms.map((t) => (t as Extract<Value, { kind: 'expr' }>).node) as [Node, Node];
+    const fg = relationFunction(gl, gr, gop);
+    const fp = relationFunction(pl, pr, pop);
+    const vars = [...variables(fg, variables(fp))].sort();
+    if (vars.length === 0) {
+      // Two relations between numbers: compare them side by side.
+      if (gop === pop) return exprEqual(gl, pl, ctx) && exprEqual(gr, pr, ctx);
+      return FLIP[gop] === pop && exprEqual(gl, pr, ctx) && exprEqual(gr, pl, ctx);
+    }
+    const inequality = relClass(gop) === 'strict' || relClass(gop) === 'weak';
+    return proportional(fg, fp, vars, inequality, ctx);
+  }
+  const ig = relationToInterval(g);
+  const ip = relationToInterval(p);
+  if (ig && ip) return ig.variable === ip.variable && equivalent(ig.interval, ip.interval, ctx);
+  if (g.ops.length !== p.ops.length || g.ops.some((o, i) => o !== p.ops[i])) return false;
+  return g.terms.every((t, i) => equivalent(t, p.terms[i]!, ctx));
+}
+
+/** f1 = c * f2 for one constant c != 0 (c > 0 when `positive`), checked at random points. */
+function proportional(f1: Node, f2: Node, vars: string[], positive: boolean, ctx: CompareContext): boolean {
+  const tol = hasDecimal(f1) || hasDecimal(f2) ? ctx.relTol : 1e-7;
+  const rng = new Rng(SAMPLE_SEED);
+  const ratios: number[] = [];
+  for (let attempt = 0; attempt < SAMPLE_ATTEMPTS && ratios.length < SAMPLE_WANTED; attempt++) {
+    ctx.deadline.check();
+    const env = samplePoint(rng, vars, attempt);
+    const v1 = evalComplex(f1, env);
+    const v2 = evalComplex(f2, env);
+    if (!v1 || !v2 || v1.kind !== 'scalar' || v2.kind !== 'scalar') continue;
+    const [z1, z2] = [v1.z, v2.z];
+    if (!finite(z1) || !finite(z2) || !isReal(z1) || !isReal(z2)) continue;
+    const zero1 = Math.abs(z1.re) <= ABS_FLOOR * Math.max(1, Math.abs(z2.re));
+    const zero2 = Math.abs(z2.re) <= ABS_FLOOR * Math.max(1, Math.abs(z1.re));
+    if (zero1 && zero2) continue;
+    if (zero1 !== zero2) return false;
+    ratios.push(z1.re / z2.re);
+  }
+  if (ratios.length < SAMPLE_MIN_VALID) return false;
+  const r0 = ratios[0]!;
+  if (positive && !(r0 > 0)) return false;
+  return ratios.every((r) => close({ re: r, im: 0 }, { re: r0, im: 0 }, tol));
+}
+
+const INF: Node = { t: 'const', name: 'inf' };
+const NEG_INF: Node = { t: 'neg', a: INF };
+
+/**
+ * `x > 5` -> (5, ∞), `-2 ≤ x ≤ 7` -> [-2, 7], `3 > x` -> (-∞, 3); null when the relation
+ * is not one variable bounded by constants.
+ */
+function relationToInterval(rel: Extract<Value, { kind: 'relation' }>): { variable: string; interval: Value } | null {
+  const nodes = rel.terms.map((t) => (t.kind === 'expr' ? t.node : null));
+  if (nodes.some((n) => n === null)) return null;
+  const ns = nodes as Node[];
+  const isVar = (n: Node) => n.t === 'sym';
+  const isConst = (n: Node) => variables(n).size === 0;
+  const expr = (node: Node): Value => ({ kind: 'expr', node, percent: false });
+  const make = (variable: string, lo: Node, hi: Node, loOpen: boolean, hiOpen: boolean) => ({
+    variable,
+    interval: { kind: 'interval' as const, lo: expr(lo), hi: expr(hi), loOpen, hiOpen },
+  });
+  if (ns.length === 2) {
+    let [l, r] = ns as [Node, Node];
+    let op = rel.ops[0]!;
+    if (!isVar(l) && isVar(r)) {
+      [l, r] = [r, l];
+      op = FLIP[op];
+    }
+    if (!isVar(l) || !isConst(r) || op === '=' || op === '≠') return null;
+    const name = (l as { name: string }).name;
+    if (op === '<' || op === '≤') return make(name, NEG_INF, r, true, op === '<');
+    return make(name, r, INF, op === '>', true);
+  }
+  if (ns.length === 3) {
+    const [lo, x, hi] = ns as [Node, Node, Node];
+    const [o1, o2] = rel.ops as [RelOp, RelOp];
+    if (!isVar(x) || !isConst(lo) || !isConst(hi)) return null;
+    const name = (x as { name: string }).name;
+    const up = (o: RelOp) => o === '<' || o === '≤';
+    const down = (o: RelOp) => o === '>' || o === '≥';
+    if (up(o1) && up(o2)) return make(name, lo, hi, o1 === '<', o2 === '<');
+    if (down(o1) && down(o2)) return make(name, hi, lo, o2 === '>', o1 === '>');
+  }
+  return null;
+}

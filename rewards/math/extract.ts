@@ -1,0 +1,263 @@
+/**
+ * Finding the final answer in a completion (or in a reference solution).
+ *
+ * Candidates, in priority order (the verifier takes the first one that parses):
+ * 1. inside the last `<answer>...</answer>`, when there is one, and only there;
+ * 2. the last `\boxed{...}` / `\fbox{...}` (nested braces), joined with the boxes directly
+ *    before it when only "and", "or", commas or spacing separate them
+ *    (`\boxed{-2} and \boxed{1}` -> `-2, 1`);
+ * 3. after the last "final answer" (then the last "answer is" / "answer:"), up to the end
+ *    of that sentence: its rightmost math span or number;
+ * 4. the whole text, when it is itself an answer (`$\frac{1}{2}$`, `x = 3`, `1,000`);
+ * 5. the rightmost math span (`$...$`, `$$...$$`, `\(...\)`, `\[...\]`) or plain number /
+ *    arithmetic expression (`2/3`, `1,000.99`, `28%`, `4 4/9`) anywhere, right to left.
+ * Numbers inside a math span are never read on their own: a formula that fails to parse
+ * does not hand out the digits inside it.
+ */
+import { matchBrace } from './normalize.ts';
+import { parseAnswer } from './parse.ts';
+
+/** Longer completions are cut to their last MAX_INPUT_CHARS characters (the answer is at the end). */
+export const MAX_INPUT_CHARS = 100_000;
+const MAX_FALLBACK_CANDIDATES = 24;
+const MAX_ANCHORS = 8;
+const SEGMENT_CHARS = 400;
+
+export interface AnswerCandidate {
+  /** The answer text (LaTeX or plain). */
+  text: string;
+  /** True when it came from plain text (then `1,22` reads as a decimal comma). */
+  plain: boolean;
+  source: 'answer-tag' | 'boxed' | 'final-answer' | 'answer' | 'whole' | 'last';
+}
+
+interface Span {
+  start: number;
+  end: number;
+  text: string;
+  plain: boolean;
+}
+
+/**
+ * Math spans: `\[..\]`, `\(..\)`, `$$..$$` and single-line `$..$` (an unmatched `$` is a
+ * currency sign). Linear time: an opener with no closer disables that kind of span.
+ */
+function mathSpans(text: string): Span[] {
+  const spans: Span[] = [];
+  const noCloser = new Set<string>();
+  const n = text.length;
+  let i = 0;
+  const block = (open: string, close: string): boolean => {
+    if (noCloser.has(close)) return false;
+    const j = text.indexOf(close, i + open.length);
+    if (j < 0) {
+      noCloser.add(close);
+      return false;
+    }
+    spans.push({ start: i, end: j + close.length, text: text.slice(i + open.length, j), plain: false });
+    i = j + close.length;
+    return true;
+  };
+  while (i < n) {
+    const c = text[i];
+    if (c === '\\') {
+      const next = text[i + 1];
+      if ((next === '[' && block('\\[', '\\]')) || (next === '(' && block('\\(', '\\)'))) continue;
+      i += 2;
+      continue;
+    }
+    if (c === '$') {
+      if (text[i + 1] === '$') {
+        if (!block('$$', '$$')) i += 2;
+        continue;
+      }
+      let j = i + 1;
+      while (j < n && text[j] !== '\n' && text[j] !== '$') j += text[j] === '\\' ? 2 : 1;
+      if (j < n && text[j] === '$' && j > i + 1) {
+        spans.push({ start: i, end: j + 1, text: text.slice(i + 1, j), plain: false });
+        i = j + 1;
+      } else i++;
+      continue;
+    }
+    i++;
+  }
+  return spans;
+}
+
+const PERCENT_AFTER = /^\s*(?:\\?%|percent\b|percentage\b|pct\b)/i;
+
+/** A run of digits and arithmetic on one line: `2/3`, `(1/2) * (4/3)`, `5 × 6 × 4`. */
+const RUN_RE = /(?<![A-Za-z_\d.])[(\-]*\d[\d. \t+\-*/×÷^()]*/g;
+const NUMBER_RE =
+  /(?<![A-Za-z_\d.,])(-?)([1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?|[1-9]\d{0,2}(?: \d{3})+(?![\d,])(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+)/g;
+
+/** Plain numbers and arithmetic expressions outside math spans, with their end offsets. */
+function plainCandidates(masked: string): Span[] {
+  const out: Span[] = [];
+  for (const m of masked.matchAll(NUMBER_RE)) {
+    let end = m.index + m[0].length;
+    let text = m[0];
+    const pct = PERCENT_AFTER.exec(masked.slice(end, end + 12));
+    if (pct) {
+      text += '%';
+      end += pct[0].length;
+    }
+    out.push({ start: m.index, end, text, plain: true });
+  }
+  for (const m of masked.matchAll(RUN_RE)) {
+    let text = m[0].replace(/[\s+\-*/×÷^(.]+$/, '');
+    // Drop unbalanced brackets at either end.
+    while (text.startsWith('(') && balance(text) > 0) text = text.slice(1).trimStart();
+    while (text.endsWith(')') && balance(text) < 0) text = text.slice(0, -1).trimEnd();
+    if (!/\d\s*[+\-*/×÷^]\s*[-(]*\s*\d/.test(text) || balance(text) !== 0) continue;
+    const start = m.index + m[0].indexOf(text);
+    out.push({ start, end: start + m[0].trimEnd().length, text, plain: true });
+  }
+  return out;
+}
+
+function balance(s: string): number {
+  let b = 0;
+  for (const c of s) b += c === '(' ? 1 : c === ')' ? -1 : 0;
+  return b;
+}
+
+/** Content of the `\boxed{` / `\fbox{` starting at `at`, and where it ends. */
+function boxedAt(text: string, at: number): { content: string; end: number } {
+  const head = /^\\(?:boxed|fbox)\s*/.exec(text.slice(at, at + 12))!;
+  const open = at + head[0].length;
+  if (text[open] === '{') {
+    const close = matchBrace(text, open);
+    if (close >= 0) return { content: text.slice(open + 1, close), end: close + 1 };
+    return { content: text.slice(open + 1).replace(/[\s$.]*$/, ''), end: text.length };
+  }
+  const token = /^[^\s$]+/.exec(text.slice(open)) ?? [''];
+  return { content: token[0], end: open + token[0].length };
+}
+
+function lastBoxedStart(text: string, before: number): number {
+  return Math.max(text.lastIndexOf('\\boxed', before), text.lastIndexOf('\\fbox', before));
+}
+
+const CONNECTOR_TOKENS = /\\text\s*\{\s*(?:and|or)\s*\}|\\q?quad|\\[,;:! ]|\band\b|\bor\b|[\s$.,;&]|\\\\/gi;
+
+/** The last box, plus the boxes right before it that only connectors separate from it. */
+function lastBoxedGroup(text: string): { content: string; start: number; end: number } | null {
+  let start = lastBoxedStart(text, text.length);
+  if (start < 0) return null;
+  const lastBox = boxedAt(text, start);
+  const parts = [lastBox.content];
+  for (let k = 0; k < 9; k++) {
+    const prev = lastBoxedStart(text, start - 1);
+    if (prev < 0) break;
+    const box = boxedAt(text, prev);
+    const between = text.slice(box.end, start);
+    if (box.end > start || between.length > 60 || between.replace(CONNECTOR_TOKENS, '') !== '') break;
+    parts.unshift(box.content);
+    start = prev;
+  }
+  return { content: parts.join(', '), start, end: lastBox.end };
+}
+
+function lastAnswerTag(text: string): string | null {
+  const lower = text.toLowerCase();
+  const close = lower.lastIndexOf('</answer>');
+  if (close < 0) return null;
+  const open = lower.lastIndexOf('<answer>', close);
+  return open < 0 ? null : text.slice(open + '<answer>'.length, close);
+}
+
+const MATH_WORD = /^(?:sin|cos|tan|sec|csc|cot|ln|log|exp|sqrt|pi|and|or|inf|infty|cm|km|mm|kg|ft|in)$/i;
+
+/** A short text that is itself an answer rather than prose (at most two ordinary words). */
+function isBareAnswer(t: string): boolean {
+  if (t === '' || t.length > 300 || /\$|\\\[|\\\(|\n|\.\s+[A-Z]/.test(t)) return false;
+  const words = t.replace(/\\(?:begin|end)\s*\{[^}]*\}|\\[A-Za-z]+/g, ' ').match(/[A-Za-z]{2,}/g) ?? [];
+  return words.filter((w) => !MATH_WORD.test(w)).length <= 2;
+}
+
+/** End of the sentence that starts at `from` (skipping over math spans). */
+function sentenceEnd(text: string, from: number, spans: Span[]): number {
+  const limit = Math.min(text.length, from + SEGMENT_CHARS);
+  let spanIdx = spans.findIndex((s) => s.end > from);
+  for (let i = from; i < limit; i++) {
+    while (spanIdx >= 0 && spanIdx < spans.length && spans[spanIdx]!.end <= i) spanIdx++;
+    const span = spanIdx >= 0 ? spans[spanIdx] : undefined;
+    if (span && span.start <= i) {
+      i = span.end - 1;
+      continue;
+    }
+    const c = text[i];
+    if (c === '\n' && text[i + 1] === '\n') return i;
+    if (c === '.' && !/\d/.test(text[i + 1] ?? '') && /\s|$/.test(text[i + 1] ?? '')) return i;
+    if (text.startsWith('I hope', i)) return i;
+  }
+  return limit;
+}
+
+/**
+ * Answer candidates for `text`, best first. `verifyMath` parses them in this order and
+ * keeps the first that parses.
+ */
+export function* answerCandidates(text: string, insideTag = false): Generator<AnswerCandidate> {
+  if (text.length > MAX_INPUT_CHARS) text = text.slice(-MAX_INPUT_CHARS);
+
+  if (!insideTag) {
+    const tag = lastAnswerTag(text);
+    if (tag !== null) {
+      for (const c of answerCandidates(tag, true)) yield { ...c, source: 'answer-tag' };
+      return;
+    }
+  }
+
+  const boxed = lastBoxedGroup(text);
+  if (boxed) yield { text: boxed.content, plain: false, source: 'boxed' };
+
+  const spans = mathSpans(text);
+  const maskedChars = text.split('');
+  for (const s of spans) for (let i = s.start; i < s.end; i++) maskedChars[i] = ' ';
+  if (boxed) for (let i = boxed.start; i < boxed.end; i++) maskedChars[i] = ' ';
+  const plain = plainCandidates(maskedChars.join(''));
+  const all = [...spans, ...plain]
+    .map((s) => {
+      const pct = PERCENT_AFTER.exec(text.slice(s.end, s.end + 12));
+      return !s.plain && pct ? { ...s, text: s.text + '%' } : s;
+    })
+    .sort((a, b) => b.end - a.end || b.end - b.start - (a.end - a.start));
+
+  for (const [source, re] of [
+    ['final-answer', /final\s+answer/gi],
+    ['answer', /\banswer(?:\*\*)?\s*(?:is\b|:|=)/gi],
+  ] as const) {
+    const anchors = [...text.matchAll(re)].slice(-MAX_ANCHORS).reverse();
+    for (const a of anchors) {
+      const from = a.index + a[0].length;
+      const to = sentenceEnd(text, from, spans);
+      for (const s of all) {
+        if (s.start >= from && s.end <= to + 1) yield { text: s.text, plain: s.plain, source };
+      }
+    }
+  }
+
+  const trimmed = text.trim();
+  const only = spans.length === 1 && trimmed === text.slice(spans[0]!.start, spans[0]!.end).trim();
+  // When the whole text is the answer, every later candidate lies inside it: stop here.
+  if (only) return yield { text: spans[0]!.text, plain: false, source: 'whole' };
+  if (isBareAnswer(trimmed)) return yield { text: trimmed, plain: !/[\\^{}]/.test(trimmed), source: 'whole' };
+
+  for (const s of all.slice(0, MAX_FALLBACK_CANDIDATES)) yield { text: s.text, plain: s.plain, source: 'last' };
+}
+
+/**
+ * The final answer of `text` as a string (the first candidate that parses, else the first
+ * candidate), or null when the text holds no answer at all.
+ */
+export function extractAnswer(text: string): string | null {
+  let first: string | null = null;
+  for (const c of answerCandidates(text)) {
+    const v = parseAnswer(c.text, c.plain);
+    if (v && v.kind !== 'raw') return c.text.trim();
+    first ??= c.text.trim();
+  }
+  return first;
+}
