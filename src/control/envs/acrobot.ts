@@ -20,6 +20,7 @@
  */
 import type { Rng } from '../../engine/rng.ts';
 import { box, type ActionArray, type EnvKernel, type EnvSpec } from './kernel.ts';
+import { cos, sin } from './trig.ts';
 
 const DT = 0.2;
 const LINK_LENGTH_1 = 1.0;
@@ -62,12 +63,12 @@ const HALF_PI = PI / 2.0;
  * written into out[0..3]. Mirrors `AcrobotEnv._dsdt`.
  */
 function dsdt(theta1: number, theta2: number, dtheta1: number, dtheta2: number, a: number, out: Float64Array): void {
-  const cos2 = Math.cos(theta2);
-  const sin2 = Math.sin(theta2);
+  const cos2 = cos(theta2);
+  const sin2 = sin(theta2);
   const d1 = D1_A + m2 * (D1_B + D1_C * cos2) + I1 + I2;
   const d2 = m2 * (D2_A + D2_B * cos2) + I2;
-  const phi2 = PHI2_K * Math.cos(theta1 + theta2 - HALF_PI);
-  const phi1 = PHI1_A * (dtheta2 * dtheta2) * sin2 - PHI1_B * dtheta2 * dtheta1 * sin2 + PHI1_C * Math.cos(theta1 - HALF_PI) + phi2;
+  const phi2 = PHI2_K * cos(theta1 + theta2 - HALF_PI);
+  const phi1 = PHI1_A * (dtheta2 * dtheta2) * sin2 - PHI1_B * dtheta2 * dtheta1 * sin2 + PHI1_C * cos(theta1 - HALF_PI) + phi2;
   const ddtheta2 = (a + (d2 / d1) * phi1 - DD2_A * (dtheta1 * dtheta1) * sin2 - phi2) / (DD2_DEN - (d2 * d2) / d1);
   const ddtheta1 = -(d2 * ddtheta2 + phi1) / d1;
   out[0] = dtheta1;
@@ -133,7 +134,7 @@ export class AcrobotKernel implements EnvKernel {
       this.dtheta1[i] = dt1;
       this.dtheta2[i] = dt2;
       this.observeOne(i, obs, i * 6);
-      const done = -Math.cos(t1) - Math.cos(t2 + t1) > 1.0;
+      const done = -cos(t1) - cos(t2 + t1) > 1.0;
       terminated[i] = done ? 1 : 0;
       rewards[i] = done ? 0.0 : -1.0;
     }
@@ -149,10 +150,10 @@ export class AcrobotKernel implements EnvKernel {
   observeOne(i: number, obs: Float32Array, offset: number): void {
     const t1 = this.theta1[i]!;
     const t2 = this.theta2[i]!;
-    obs[offset] = Math.cos(t1);
-    obs[offset + 1] = Math.sin(t1);
-    obs[offset + 2] = Math.cos(t2);
-    obs[offset + 3] = Math.sin(t2);
+    obs[offset] = cos(t1);
+    obs[offset + 1] = sin(t1);
+    obs[offset + 2] = cos(t2);
+    obs[offset + 3] = sin(t2);
     obs[offset + 4] = this.dtheta1[i]!;
     obs[offset + 5] = this.dtheta2[i]!;
   }

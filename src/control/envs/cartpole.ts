@@ -22,6 +22,7 @@
  */
 import type { Rng } from '../../engine/rng.ts';
 import { box, type ActionArray, type EnvKernel, type EnvSpec } from './kernel.ts';
+import { cos, sin } from './trig.ts';
 
 const GRAVITY = 9.8;
 const MASS_CART = 1.0;
@@ -61,8 +62,8 @@ export class CartPoleKernel implements EnvKernel {
       const theta = TH[i]!;
       const thetaDot = THD[i]!;
       const force = actions[i] === 1 ? FORCE_MAG : -FORCE_MAG;
-      const cosTheta = Math.cos(theta);
-      const sinTheta = Math.sin(theta);
+      const cosTheta = cos(theta);
+      const sinTheta = sin(theta);
       const temp = (force + POLEMASS_LENGTH * (thetaDot * thetaDot) * sinTheta) / TOTAL_MASS;
       const thetaAcc =
         (GRAVITY * sinTheta - cosTheta * temp) / (LENGTH * (4.0 / 3.0 - (MASS_POLE * (cosTheta * cosTheta)) / TOTAL_MASS));

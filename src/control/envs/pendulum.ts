@@ -19,6 +19,7 @@
  */
 import type { Rng } from '../../engine/rng.ts';
 import { box, type ActionArray, type EnvKernel, type EnvSpec } from './kernel.ts';
+import { cos, sin } from './trig.ts';
 
 const MAX_SPEED = 8;
 const MAX_TORQUE = 2.0;
@@ -61,14 +62,14 @@ export class PendulumKernel implements EnvKernel {
       const u = a < -MAX_TORQUE ? -MAX_TORQUE : a > MAX_TORQUE ? MAX_TORQUE : a;
       const an = angleNormalize(th);
       const costs = an * an + 0.1 * (thdot * thdot) + 0.001 * (u * u);
-      let newthdot = thdot + (SIN_COEF * Math.sin(th) + TORQUE_COEF * u) * DT;
+      let newthdot = thdot + (SIN_COEF * sin(th) + TORQUE_COEF * u) * DT;
       newthdot = newthdot < -MAX_SPEED ? -MAX_SPEED : newthdot > MAX_SPEED ? MAX_SPEED : newthdot;
       const newth = th + newthdot * DT;
       TH[i] = newth;
       THD[i] = newthdot;
       const o = 3 * i;
-      obs[o] = Math.cos(newth);
-      obs[o + 1] = Math.sin(newth);
+      obs[o] = cos(newth);
+      obs[o + 1] = sin(newth);
       obs[o + 2] = newthdot;
       rewards[i] = -costs;
       terminated[i] = 0;
@@ -82,8 +83,8 @@ export class PendulumKernel implements EnvKernel {
 
   observeOne(i: number, obs: Float32Array, offset: number): void {
     const th = this.theta[i]!;
-    obs[offset] = Math.cos(th);
-    obs[offset + 1] = Math.sin(th);
+    obs[offset] = cos(th);
+    obs[offset + 1] = sin(th);
     obs[offset + 2] = this.thetaDot[i]!;
   }
 
