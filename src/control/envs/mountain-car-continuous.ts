@@ -25,6 +25,10 @@
  * compares against the constant rounded to float32. The kernel tracks, per value, whether
  * it is a float32, a float64 or a Python float, and follows those rules exactly.
  *
+ * The penalty is computed as a * a * 0.1 (exactly rounded); Gymnasium's math.pow(a, 2)
+ * goes through the C library's pow, which on glibc differs from a * a in the last bit for
+ * about 0.1 % of actions.
+ *
  * A state set through `setState` counts as float32 when both values are exactly
  * representable in float32 (as every state reached by a step is) and as float64 otherwise
  * (as a fresh reset state is), so a trajectory replays from `getState()` exactly.
