@@ -27,6 +27,74 @@ export { CausalLM, type ForwardOptions, type ParamSpec, parameterSpecs, ropeTabl
 export { KVCache } from './lm/kv-cache.ts';
 export { loadCausalLM, saveCausalLM, type LoadedCausalLM, type SaveOptions } from './lm/checkpoint.ts';
 
+// engine config
+export {
+  ConfigError,
+  type ConfigDefinition,
+  type ConfigOf,
+  type ConfigSchema,
+  type ParseOptions as ConfigParseOptions,
+  type ResolveOptions as ConfigResolveOptions,
+  defineConfig,
+  parseConfig,
+  resolveConfig,
+  loadConfigFile,
+  mergeConfig,
+  parseSetOverrides,
+  flagOverrides,
+  describeConfig,
+  describeType,
+  didYouMean,
+} from './engine/config.ts';
+
+// report
+export { METRIC_NAMES, allMetricNames } from './report/metric-names.ts';
+export {
+  MetricsWriter,
+  SampleWriter,
+  readMetrics,
+  readSamples,
+  RUN_FILES,
+  type MetricRecord,
+  type SampleRecord,
+  type OpenOptions as MetricsOpenOptions,
+  type ReadOptions as MetricsReadOptions,
+} from './report/metrics.ts';
+export {
+  TrainingProgress,
+  DEFAULT_PROGRESS_FIELDS,
+  printRunHeader,
+  type ProgressOptions,
+  type ProgressField,
+  type ProgressStream,
+  type RunHeaderInfo,
+} from './report/progress.ts';
+export {
+  lineChartSvg,
+  lineChartSpec,
+  aggregateSeeds,
+  svgToPng,
+  findSystemFonts,
+  type LineChartOptions,
+  type LineSeries,
+  type PngOptions,
+} from './report/plot.ts';
+export {
+  renderRunReport,
+  writeRunReport,
+  reportFromMetricsFile,
+  defaultCharts,
+  summarizeMetrics,
+  numericMetricKeys,
+  type ChartSpec,
+  type MetricsRow,
+  type RunReportInput,
+  type ReportFromFileOptions,
+  type ReportFromFileResult,
+} from './report/html.ts';
+export { writeFileAtomic, writeJsonAtomic } from './report/atomic.ts';
+export { escapeHtml, formatNumber, formatDuration, formatCount, flattenConfig } from './report/format.ts';
+
 // lm tokenizers
 export { type Tokenizer, type ChatMessage, loadTokenizer, TransformersTokenizer, TOKENIZER_FILES } from './lm/tokenizer.ts';
 export {

@@ -1,0 +1,77 @@
+/**
+ * The stable metric names every trainer logs, one constant each, so that trainers never
+ * spell a metric as a string literal. Each name is explained (what it is, how it is
+ * computed) in docs/metrics.md; a test keeps the two in step.
+ *
+ * Names are `namespace/metric[/stat]`. Per-reward-function names are built by the
+ * functions below from the reward function's name.
+ */
+
+function checkFnName(fn: string): string {
+  if (fn.length === 0 || fn.includes('/') || /\s/.test(fn)) {
+    throw new Error(`metric names: reward function name must be non-empty without "/" or spaces, got ${JSON.stringify(fn)}`);
+  }
+  return fn;
+}
+
+export const METRIC_NAMES = {
+  reward: {
+    mean: 'reward/mean',
+    std: 'reward/std',
+    fracZeroStd: 'reward/frac_zero_std',
+    /** Mean reward of one reward function: `reward/<fn>/mean`. */
+    fnMean: (fn: string) => `reward/${checkFnName(fn)}/mean`,
+    /** Error rate of one reward function: `reward/<fn>/errors`. */
+    fnErrors: (fn: string) => `reward/${checkFnName(fn)}/errors`,
+  },
+  train: {
+    loss: 'train/loss',
+    kl: 'train/kl',
+    entropy: 'train/entropy',
+    clipRatioLow: 'train/clip_ratio/low',
+    clipRatioHigh: 'train/clip_ratio/high',
+    clipRatioRegion: 'train/clip_ratio/region',
+    gradNorm: 'train/grad_norm',
+    learningRate: 'train/learning_rate',
+    policyLoss: 'train/policy_loss',
+    valueLoss: 'train/value_loss',
+    approxKl: 'train/approx_kl',
+    clipFrac: 'train/clip_frac',
+    explainedVariance: 'train/explained_variance',
+  },
+  rollout: {
+    completionLengthMean: 'rollout/completion_length/mean',
+    completionLengthMin: 'rollout/completion_length/min',
+    completionLengthMax: 'rollout/completion_length/max',
+    truncatedRatio: 'rollout/truncated_ratio',
+    epReturn: 'rollout/ep_return',
+    epLength: 'rollout/ep_length',
+  },
+  eval: {
+    accuracy: 'eval/accuracy',
+    loss: 'eval/loss',
+  },
+  time: {
+    generateS: 'time/generate_s',
+    rewardS: 'time/reward_s',
+    trainS: 'time/train_s',
+    stepsPerS: 'time/steps_per_s',
+  },
+  throughput: {
+    tokensPerS: 'throughput/tokens_per_s',
+  },
+} as const;
+
+/**
+ * Every name in `METRIC_NAMES`, with per-function templates spelled with the placeholder
+ * `<fn>` (as docs/metrics.md writes them).
+ */
+export function allMetricNames(): string[] {
+  const out: string[] = [];
+  for (const group of Object.values(METRIC_NAMES)) {
+    for (const v of Object.values(group)) {
+      out.push(typeof v === 'function' ? v('fn').replace('/fn/', '/<fn>/') : v);
+    }
+  }
+  return out;
+}
