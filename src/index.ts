@@ -23,7 +23,7 @@ export {
   tinyGpt2Config,
   tinyLlamaConfig,
 } from './lm/config.ts';
-export { CausalLM, type ForwardOptions, type ParamSpec, parameterSpecs, ropeTables } from './lm/model.ts';
+export { CausalLM, type ForwardOptions, type CachedForwardOptions, type ParamSpec, parameterSpecs, ropeTables } from './lm/model.ts';
 export { KVCache } from './lm/kv-cache.ts';
 export { loadCausalLM, saveCausalLM, type LoadedCausalLM, type SaveOptions } from './lm/checkpoint.ts';
 
@@ -167,3 +167,23 @@ export {
   tensorFromSafetensors,
   safetensorsFromTensor,
 } from './engine/tensor.ts';
+
+// lm sampler
+export {
+  generate,
+  generateText,
+  toPaddedBatch,
+  sampleToken,
+  samplingDistribution,
+  sequenceLogprobs,
+  batchLogprobs,
+  buildLogprobBatch,
+  type GenerateOptions,
+  type GenerateTextOptions,
+  type GenerationResult,
+  type TextGenerationResult,
+  type FinishReason,
+  type SamplingParams,
+  type TokenDistribution,
+  type LogprobBatch,
+} from './lm/sampler.ts';

@@ -120,6 +120,14 @@ export interface ForwardOptions {
   attentionMask?: tf.Tensor2D;
 }
 
+export interface CachedForwardOptions extends ForwardOptions {
+  /**
+   * Return the logits of the last new position only ([B, 1, V]); the cache still receives
+   * every position. A prompt prefill needs only those, and skips the LM head over the prompt.
+   */
+  lastOnly?: boolean;
+}
+
 /** What one pass over the blocks produces. */
 interface RunResult {
   hidden: tf.Tensor3D; // [B, T, D] after the final norm
@@ -290,8 +298,9 @@ export class CausalLM {
    * `cache`, which is extended by these t positions. `attentionMask`, when given, covers all
    * pastLen + t positions; without it the new tokens count as real and earlier positions keep
    * the mask they were decoded with. The first call (empty cache) is the prompt prefill.
+   * With `lastOnly` the result is [B, 1, V], the logits of the last of the t positions.
    */
-  forwardCached(ids: tf.Tensor2D, cache: KVCache, options: ForwardOptions = {}): tf.Tensor3D {
+  forwardCached(ids: tf.Tensor2D, cache: KVCache, options: CachedForwardOptions = {}): tf.Tensor3D {
     if (cache.numLayers !== this.dims.numLayers) {
       throw new Error(`CausalLM.forwardCached: the cache has ${cache.numLayers} layers, the model has ${this.dims.numLayers}`);
     }
@@ -307,7 +316,8 @@ export class CausalLM {
       else if (cache.mask) mask = tf.concat([cache.mask, tf.ones([cache.batch, T])], 1);
       else mask = tf.ones([cache.batch, T]);
       const r = this.run(ids, mask, cache);
-      return { logits: this.logits(r.hidden), keysT: r.keysT, values: r.values, mask };
+      const hidden = options.lastOnly && T > 1 ? tf.slice(r.hidden, [0, T - 1, 0], [-1, 1, -1]) : r.hidden; // [B, 1 or T, D]
+      return { logits: this.logits(hidden), keysT: r.keysT, values: r.values, mask };
     });
     cache.update(out.keysT, out.values, out.mask);
     return out.logits;
