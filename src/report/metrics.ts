@@ -185,12 +185,14 @@ export class MetricsWriter {
 
   /**
    * Appends one line. Steps must not decrease (several calls may share a step). Values are
-   * numbers or strings; NaN and infinities are written as null.
+   * numbers or strings; NaN and infinities are written as null; undefined values are left
+   * out (a metric with nothing to report this step, e.g. no episode ended).
    */
-  log(step: number, record: Readonly<Record<string, number | string>>): void {
+  log(step: number, record: Readonly<Record<string, number | string | undefined>>): void {
     const line: Record<string, number | string | null> = { step, time: new Date().toISOString() };
     for (const [k, v] of Object.entries(record)) {
       if (k === '' || k === 'step' || k === 'time') throw new Error(`${this.file.path}: metric name ${JSON.stringify(k)} is reserved or empty`);
+      if (v === undefined) continue;
       if (typeof v === 'number') line[k] = Number.isFinite(v) ? v : null;
       else if (typeof v === 'string') line[k] = v;
       else throw new Error(`${this.file.path}: metric "${k}" at step ${step} must be a number or string, got ${typeof v}`);

@@ -95,8 +95,11 @@ export class TrainingProgress {
       hideCursor: false,
       clearOnComplete: false,
       stopOnComplete: false,
-      gracefulExit: true,
-      linewrap: false,
+      // Leave the terminal's modes alone, so an interrupted run cannot leave it altered:
+      // no SIGINT handler (it would keep Ctrl-C from ending the run), line wrapping left on
+      // (the bar trims its line to the terminal width instead).
+      gracefulExit: false,
+      linewrap: true,
     });
     this.bar.start(this.total, step);
   }
@@ -124,7 +127,9 @@ export class TrainingProgress {
   log(message: string): void {
     if (this.quiet) return;
     if (this.bar) {
-      this.stream.write(`\r\x1b[2K${message}\n`);
+      // Clear the bar's line, print the message, and save the cursor again (ESC 7): the bar
+      // restores the saved position when it stops, which must now be the line below.
+      this.stream.write(`\r\x1b[2K${message}\n\x1b7`);
       this.bar.render();
     } else {
       this.stream.write(`${message}\n`);

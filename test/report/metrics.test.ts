@@ -29,10 +29,11 @@ describe('MetricsWriter', () => {
     expect(t).toBeGreaterThanOrEqual(before - 1000);
     expect(Object.keys(first[0]!).slice(0, 2)).toEqual(['step', 'time']);
 
-    w.log(2, { 'train/loss': Number.NaN, 'train/kl': Infinity, 'train/entropy': 1.5 });
+    w.log(2, { 'train/loss': Number.NaN, 'train/kl': Infinity, 'train/entropy': 1.5, 'rollout/ep_return': undefined });
     w.close();
     const all = lines(path);
     expect(all[1]).toMatchObject({ step: 2, 'train/loss': null, 'train/kl': null, 'train/entropy': 1.5 });
+    expect(Object.keys(all[1]!)).toEqual(['step', 'time', 'train/loss', 'train/kl', 'train/entropy']);
   });
 
   it('rejects bad steps, reserved names and use after close', () => {

@@ -125,9 +125,11 @@ describe('TrainingProgress output', () => {
     const text = out.text();
     expect(text).toContain('ppo ');
     expect(text).toMatch(/[█░]{24}/);
-    expect(text).toContain('eval: accuracy 0.5\n');
+    expect(text).toContain('eval: accuracy 0.5\n\x1b7'); // the bar's saved cursor moves below the message
     expect(text).toContain('2/4 50% | return 40 | 2 steps/s | ETA 1s');
     expect(text.endsWith('\n')).toBe(true);
+    expect(text).not.toContain('\x1b[?7l'); // terminal line wrapping is never switched off
+    expect(text).not.toContain('\x1b[?25l'); // nor the cursor hidden
   });
 
   it('prints nothing when quiet', () => {
