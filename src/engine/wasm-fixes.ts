@@ -1,14 +1,20 @@
 /**
  * Kernel fixes for the tfjs wasm backend (figures measured with scripts/bench-engine.ts).
  *
- * 1. Transposed matmul. The wasm `BatchMatMul` and `_FusedMatMul` kernels run the
- *    XNNPACK fast path only when neither `transposeA` nor `transposeB` is set; with a
- *    flag set they fall back to a loop that is ~10x slower (2-3 GFLOP/s instead of ~28).
- *    Autodiff of every dense layer emits such products (dX = dY W^T, dW = X^T dY).
- *    The fix re-registers both kernels with a wrapper that materialises each transposed
- *    operand with the wasm `Transpose` kernel (as a 3-D [batch, rows, cols] transpose,
- *    which stays on the fast low-rank path) and then calls the original kernel function
- *    with both flags false. Same arithmetic, one extra copy of the transposed operand.
+ * 1. Matmul off the fast path. The wasm `BatchMatMul` and `_FusedMatMul` kernels call
+ *    XNNPACK only for a single, untransposed product (batch 1 on both sides, neither
+ *    `transposeA` nor `transposeB`); anything else runs a scalar blocked loop that is
+ *    ~10x slower (2-3 GFLOP/s instead of ~28). Autodiff of every dense layer emits
+ *    transposed products (dX = dY W^T, dW = X^T dY). The fix re-registers both kernels
+ *    with a wrapper that
+ *    - materialises each transposed operand with the wasm `Transpose` kernel (as a 3-D
+ *      [batch, rows, cols] transpose, which stays on the fast low-rank path) and calls the
+ *      original kernel function with both flags false;
+ *    - folds a's batch into its rows when b is a single matrix ([..., m, k] x [k, n] is
+ *      one [(...) m, k] x [k, n] product), so rank-3 activations times a weight matrix
+ *      reach XNNPACK too.
+ *    Same arithmetic, plus one copy of each transposed operand. Products where both sides
+ *    are batched (attention scores) still take the slow loop.
  *
  * 2. `UnsortedSegmentSum` is not registered for wasm, so the gradient of `tf.gather`
  *    (every embedding lookup) throws. The fix registers a JavaScript kernel that reads
@@ -29,8 +35,8 @@ type KernelArgs = Parameters<tf.KernelFunc>[0];
 
 /** Names of the fixes, as reported in `EngineInfo.fixesApplied`. */
 export const WASM_FIX_NAMES = {
-  batchMatMul: 'BatchMatMul: transposed operands materialised, fast untransposed kernel',
-  fusedMatMul: '_FusedMatMul: transposed operands materialised, fast untransposed kernel',
+  batchMatMul: 'BatchMatMul: transposes materialised and single-matrix b folded, so XNNPACK runs',
+  fusedMatMul: '_FusedMatMul: transposes materialised and single-matrix b folded, so XNNPACK runs',
   unsortedSegmentSum: 'UnsortedSegmentSum: JS kernel (gradient of gather / embedding lookup)',
 } as const;
 
@@ -49,30 +55,49 @@ function swapLastTwoAxes(x: tf.TensorInfo, backend: BackendWasm, transpose: tf.K
   return { dataId: t.dataId, shape: [...x.shape.slice(0, -2), cols, rows], dtype: t.dtype };
 }
 
+function batchOf(shape: readonly number[]): number {
+  let n = 1;
+  for (let i = 0; i < shape.length - 2; i++) n *= shape[i]!;
+  return n;
+}
+
 /** Wrap a matmul kernel function (inputs a, b; attrs transposeA, transposeB) as described above. */
-function untransposingMatMul(original: tf.KernelFunc): tf.KernelFunc {
+function fastPathMatMul(original: tf.KernelFunc): tf.KernelFunc {
   return (args: KernelArgs) => {
     const { inputs, attrs } = args;
     const transposeA = Boolean(attrs?.['transposeA']);
     const transposeB = Boolean(attrs?.['transposeB']);
-    if (!transposeA && !transposeB) return original(args);
-    const backend = args.backend as BackendWasm;
-    const transposeKernel = tf.getKernel('Transpose', 'wasm');
-    if (transposeKernel === undefined) throw new Error('wasm matmul fix: the wasm Transpose kernel is not registered');
     const a = inputs['a'];
     const b = inputs['b'];
     if (a === undefined || b === undefined) throw new Error('wasm matmul fix: expected inputs a and b');
+    const fold = batchOf(b.shape) === 1 && batchOf(a.shape) > 1;
+    if (!transposeA && !transposeB && !fold) return original(args);
+    const backend = args.backend as BackendWasm;
+    const transposeKernel = tf.getKernel('Transpose', 'wasm');
+    if (transposeKernel === undefined) throw new Error('wasm matmul fix: the wasm Transpose kernel is not registered');
     const temps: tf.TensorInfo[] = [];
     try {
-      const a2 = transposeA ? swapLastTwoAxes(a, backend, transposeKernel.kernelFunc) : a;
+      let a2 = transposeA ? swapLastTwoAxes(a, backend, transposeKernel.kernelFunc) : a; // [..., m, k]
       if (transposeA) temps.push(a2);
-      const b2 = transposeB ? swapLastTwoAxes(b, backend, transposeKernel.kernelFunc) : b;
+      let b2 = transposeB ? swapLastTwoAxes(b, backend, transposeKernel.kernelFunc) : b; // [..., k, n]
       if (transposeB) temps.push(b2);
-      return original({
-        inputs: { ...inputs, a: a2, b: b2 },
-        backend,
-        attrs: { ...attrs, transposeA: false, transposeB: false },
-      });
+      const flat = { ...attrs, transposeA: false, transposeB: false };
+      if (!fold) return original({ inputs: { ...inputs, a: a2, b: b2 }, backend, attrs: flat });
+
+      const ra = a2.shape.length;
+      const rb = b2.shape.length;
+      const m = a2.shape[ra - 2]!;
+      const k = a2.shape[ra - 1]!;
+      const n = b2.shape[rb - 1]!;
+      const outShape = [
+        ...tf.broadcast_util.assertAndGetBroadcastShape(a2.shape.slice(0, -2), b2.shape.slice(0, -2)),
+        m,
+        n,
+      ];
+      a2 = { dataId: a2.dataId, shape: [1, batchOf(a2.shape) * m, k], dtype: a2.dtype }; // same bytes, one tall matrix
+      b2 = { dataId: b2.dataId, shape: [1, b2.shape[rb - 2]!, n], dtype: b2.dtype };
+      const out = original({ inputs: { ...inputs, a: a2, b: b2 }, backend, attrs: flat }) as tf.TensorInfo; // [1, batch*m, n]
+      return { dataId: out.dataId, shape: outShape, dtype: out.dtype }; // same bytes as [..., m, n]
     } finally {
       for (const t of temps) backend.disposeData(t.dataId);
     }
@@ -152,7 +177,7 @@ export function applyWasmFixes(): string[] {
       const config: tf.KernelConfig = {
         kernelName,
         backendName: 'wasm',
-        kernelFunc: untransposingMatMul(original.kernelFunc),
+        kernelFunc: fastPathMatMul(original.kernelFunc),
       };
       // The original kernel binds its wasm function in setupFunc; keep it so that a
       // backend initialised after this call still sets the binding up.

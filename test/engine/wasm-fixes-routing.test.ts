@@ -76,6 +76,25 @@ describe('routing', () => {
     expect(seen).toEqual([{ kernel: '_FusedMatMul', transposeA: false, transposeB: false, aShape: [2, 3, 2], bShape: [2, 2, 3] }]);
   });
 
+  it("a batched a times a single matrix b is folded into one tall product", () => {
+    seen.length = 0;
+    const x = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+    const got = tf.tidy(() => {
+      const r = tf.matMul(tf.tensor3d(x, [2, 3, 2]), tf.tensor2d([1, 0, 1, 1, 0, 2], [2, 3]));
+      return { shape: r.shape, values: Array.from(r.dataSync()) };
+    });
+    expect(seen).toEqual([{ kernel: 'BatchMatMul', transposeA: false, transposeB: false, aShape: [1, 6, 2], bShape: [1, 2, 3] }]);
+    // row [p, q] times [[1, 0, 1], [1, 0, 2]] = [p + q, 0, p + 2q]
+    expect(got.shape).toEqual([2, 3, 3]);
+    const expected: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const p = x[2 * i]!;
+      const q = x[2 * i + 1]!;
+      expected.push(p + q, 0, p + 2 * q);
+    }
+    expect(got.values).toEqual(expected);
+  });
+
   it('an untransposed product goes straight through', () => {
     seen.length = 0;
     tf.tidy(() => tf.matMul(tf.ones([2, 3]), tf.ones([3, 4])).dataSync());

@@ -72,6 +72,8 @@ const SHAPES: Array<{ name: string; a: number[]; b: number[]; broadcast?: boolea
   { name: '3-D broadcast a', a: [1, 6, 8], b: [3, 8, 5], broadcast: true },
   { name: '3-D broadcast b', a: [3, 6, 8], b: [1, 8, 5], broadcast: true },
   { name: 'rank 2 x rank 3', a: [6, 8], b: [3, 8, 5], broadcast: true },
+  { name: 'rank 3 x rank 2', a: [3, 6, 8], b: [8, 5], broadcast: true },
+  { name: 'rank 4 x rank 3 (b batch 1)', a: [2, 3, 6, 8], b: [1, 8, 5], broadcast: true },
   { name: '4-D attention-like', a: [2, 3, 7, 4], b: [2, 3, 4, 7] },
 ];
 
