@@ -167,13 +167,20 @@ function lastAnswerTag(text: string): string | null {
   return open < 0 ? null : text.slice(open + '<answer>'.length, close);
 }
 
-const MATH_WORD = /^(?:sin|cos|tan|sec|csc|cot|ln|log|exp|sqrt|pi|and|or|inf|infty|cm|km|mm|kg|ft|in)$/i;
+/** Words that may appear in a bare answer: math names, connectors, units, percent. */
+const ANSWER_WORD =
+  /^(?:sin|cos|tan|sec|csc|cot|ln|log|exp|sqrt|pi|inf|infty|and|or|percent|percentage|pct|mm|cm|km|m|meters?|metres?|feet|foot|ft|inch(?:es)?|miles?|yards?|kg|grams?|pounds?|lbs?|seconds?|minutes?|hours?|days?|weeks?|months?|years?|units?|sq|square|cubic|dollars?|cents?|degrees?)$/i;
 
-/** A short text that is itself an answer rather than prose (at most two ordinary words). */
+/**
+ * A short text that is itself an answer rather than prose: mathematics with at most unit
+ * words (`x = 3`, `\frac{1}{2}`, `125 miles`), or a few words and no digits (`Evelyn`).
+ */
 function isBareAnswer(t: string): boolean {
   if (t === '' || t.length > 300 || /\$|\\\[|\\\(|\n|\.\s+[A-Z]/.test(t)) return false;
-  const words = t.replace(/\\(?:begin|end)\s*\{[^}]*\}|\\[A-Za-z]+/g, ' ').match(/[A-Za-z]{2,}/g) ?? [];
-  return words.filter((w) => !MATH_WORD.test(w)).length <= 2;
+  const words = (t.replace(/\\(?:begin|end)\s*\{[^}]*\}|\\[A-Za-z]+/g, ' ').match(/[A-Za-z]{2,}/g) ?? []).filter(
+    (w) => !ANSWER_WORD.test(w),
+  );
+  return words.length === 0 || (words.length <= 3 && !/\d/.test(t));
 }
 
 /** End of the sentence that starts at `from` (skipping over math spans). */

@@ -4,7 +4,8 @@
  * Both sides go through the same pipeline: extract the answer (`extract.ts`), normalise
  * it (`normalize.ts`), parse its structure (`parse.ts`), then compare (`compare.ts`).
  * The check is synchronous and bounded: inputs are cut to their last 100,000 characters,
- * answers over 2,000 characters or nested over 64 levels are rejected, exact arithmetic
+ * texts with brackets nested over 100 levels and answers over 2,000 characters or nested
+ * over 64 levels are rejected, exact arithmetic
  * stops at 4096-bit numbers, and `timeoutMs` is checked between steps (a cooperative
  * limit; `verifyMathAsync` adds a hard one by running the check in a worker thread).
  */
@@ -31,6 +32,20 @@ export interface VerifyMathOptions {
 
 export const DEFAULT_TIMEOUT_MS = 2000;
 export const DEFAULT_REL_TOL = 1e-6;
+/** Bracket nesting beyond which a text is rejected outright (no answer nests this deep). */
+export const MAX_TEXT_NESTING = 100;
+
+/** Deepest nesting of ( [ { in `text`, stopping early once past `limit`. */
+function nestingExceeds(text: string, limit: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 40 || c === 91 || c === 123) {
+      if (++depth > limit) return true;
+    } else if ((c === 41 || c === 93 || c === 125) && depth > 0) depth--;
+  }
+  return false;
+}
 
 /** Validates options once, naming the bad field; fills in the defaults. */
 export function resolveVerifyOptions(options: VerifyMathOptions | undefined, caller: string): Required<VerifyMathOptions> {
@@ -81,6 +96,7 @@ export function verifyMath(gold: string, prediction: string, options?: VerifyMat
 /** verifyMath after validation (the worker thread calls this). */
 export function verifyResolved(gold: string, prediction: string, opts: Required<VerifyMathOptions>): boolean {
   const deadline = new Deadline(opts.timeoutMs);
+  if (nestingExceeds(gold, MAX_TEXT_NESTING) || nestingExceeds(prediction, MAX_TEXT_NESTING)) return false;
   try {
     const g = answerValue(gold, deadline);
     if (!g) return false;

@@ -1,0 +1,74 @@
+/**
+ * `mathReward`: a reward function (see `rewards/types.ts`) scoring 1 when a completion's
+ * final answer equals the row's reference answer, 0 when it does not, and `null` when the
+ * row has no reference answer. Checks run through `verifyMathAsync` (worker threads, hard
+ * time limit), all completions of a batch concurrently up to the pool size.
+ */
+import { verifyMathAsync } from './async.ts';
+import { resolveVerifyOptions, type VerifyMathOptions } from './verify.ts';
+
+export interface MathRewardOptions extends VerifyMathOptions {
+  /** Dataset column holding the reference answer (a string or a number). Default `answer`. */
+  column?: string;
+}
+
+/** The batch shape read here: the reward contract's batch, with the answer column. */
+export interface MathRewardBatch {
+  prompts: string[];
+  completions: string[];
+  completionIds?: number[][];
+  [column: string]: unknown[] | undefined;
+}
+
+export type MathRewardFunction = ((
+  batch: MathRewardBatch,
+  context?: { signal?: AbortSignal },
+) => Promise<(number | null)[]>) & { rewardName?: string };
+
+/** Reads a reference answer cell: null when missing, else its text. */
+function goldText(cell: unknown, row: number, column: string): string | null {
+  if (cell === null || cell === undefined) return null;
+  if (typeof cell === 'string') return cell.trim() === '' ? null : cell;
+  if (typeof cell === 'number' || typeof cell === 'bigint') return String(cell);
+  throw new TypeError(`math reward: row ${row} of column '${column}' is ${Array.isArray(cell) ? 'an array' : `a ${typeof cell}`}; expected a string or a number`);
+}
+
+export function mathReward(options: MathRewardOptions = {}): MathRewardFunction {
+  const { column = 'answer', ...verifyOptions } = options;
+  if (typeof column !== 'string' || column === '') {
+    throw new TypeError(`mathReward: options.column must be a non-empty string, got ${JSON.stringify(column)}`);
+  }
+  const opts = resolveVerifyOptions(verifyOptions, 'mathReward');
+
+  const fn: MathRewardFunction = async (batch, context) => {
+    const { completions } = batch;
+    if (!Array.isArray(completions)) throw new TypeError('math reward: batch.completions must be an array of strings');
+    const golds = batch[column];
+    if (golds === undefined) {
+      throw new Error(`math reward: the batch has no column '${column}' (columns: ${Object.keys(batch).join(', ')})`);
+    }
+    if (!Array.isArray(golds) || golds.length !== completions.length) {
+      throw new Error(
+        `math reward: column '${column}' must have one entry per completion (${completions.length}), got ${Array.isArray(golds) ? golds.length : typeof golds}`,
+      );
+    }
+    const signal = context?.signal;
+    signal?.throwIfAborted();
+    const checks = completions.map(async (completion, i) => {
+      const gold = goldText(golds[i], i, column);
+      if (gold === null) return null;
+      if (typeof completion !== 'string') {
+        throw new TypeError(`math reward: completion ${i} is a ${typeof completion}, expected a string`);
+      }
+      return (await verifyMathAsync(gold, completion, opts)) ? 1 : 0;
+    });
+    if (!signal) return Promise.all(checks);
+    return new Promise<(number | null)[]>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      Promise.all(checks).then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  };
+  fn.rewardName = 'math';
+  return fn;
+}
