@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import * as data from './commands/data.ts';
 import * as report from './commands/report.ts';
+import * as sft from './commands/sft.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -16,7 +17,7 @@ const program = new Command()
   .showHelpAfterError()
   .enablePositionalOptions();
 
-const commands: Array<{ register: (p: Command) => void }> = [data, report];
+const commands: Array<{ register: (p: Command) => void }> = [data, report, sft];
 for (const c of commands) c.register(program);
 
 try {

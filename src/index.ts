@@ -187,3 +187,42 @@ export {
   type TokenDistribution,
   type LogprobBatch,
 } from './lm/sampler.ts';
+
+// trainers (sft)
+export {
+  SftConfig,
+  type SftGenerateConfig,
+  type SftInitConfig,
+  checkSftConfig,
+  parseSftConfig,
+  resolveSftConfig,
+} from './trainers/sft-config.ts';
+export {
+  type BatchOrderState,
+  type EncodedSftExample,
+  type SftBatch,
+  type SftEvalResult,
+  type SftEvalSample,
+  type SftExample,
+  type SftRunOptions,
+  type SftRunResult,
+  type SftTrainerState,
+  OPTIMIZER_FILE,
+  ShuffledBatches,
+  TRAINER_STATE_FILE,
+  encodeSftExamples,
+  evaluateSft,
+  exactMatch,
+  extractTaggedAnswer,
+  generateSftExamples,
+  initModelConfig,
+  loadSftExamples,
+  makeSftBatch,
+  readSftTrainerState,
+  saveSftCheckpoint,
+  sftLoss,
+  sftTrainStep,
+  taskTokenizer,
+  trainSft,
+} from './trainers/sft.ts';
+export { SFT_PRESETS, sftPreset } from './trainers/presets.ts';

@@ -1,0 +1,49 @@
+/**
+ * Named, complete trainer configs for the demos. A preset is a plain config object: the
+ * CLI layers `--config`, `--set` and flags over it, and the result is validated like any
+ * other config.
+ */
+
+// ---------------------------------------------------------------------------------------
+// SFT
+
+/**
+ * `arithmetic-tiny`: a ~0.8M-parameter character-level GPT-2 (d=128, 4 layers, 4 heads,
+ * context 32) trained from scratch on generated 2-digit addition ("23+45=" -> "68"), sized
+ * to finish in a few minutes on a 2-core CPU with the wasm backend. Its final checkpoint is
+ * the starting policy of the GRPO arithmetic demo, which wants SFT to leave room for a lift:
+ * `steps` is the budget that sets how good the start is (see the measured accuracies in the
+ * SFT section of the docs / the commit that set it).
+ */
+const ARITHMETIC_TINY = {
+  model: {
+    init: { architecture: 'gpt2', hiddenSize: 128, layers: 4, heads: 4, contextLength: 32 },
+  },
+  data: {
+    generate: { task: 'arithmetic', trainSize: 5000, testSize: 500, digits: [2, 2], operations: ['+'], format: 'plain', seed: 0 },
+  },
+  steps: 500,
+  batchSize: 64,
+  learningRate: 1e-3,
+  warmupSteps: 50,
+  minLrRatio: 0.1,
+  weightDecay: 0.01,
+  gradClip: 1,
+  evalEvery: 100,
+  evalSize: 500,
+  logEvery: 10,
+  saveEvery: 0,
+  seed: 0,
+  outDir: 'runs/sft-arithmetic-tiny',
+};
+
+export const SFT_PRESETS: Readonly<Record<string, Readonly<Record<string, unknown>>>> = {
+  'arithmetic-tiny': ARITHMETIC_TINY,
+};
+
+/** A deep copy of the named SFT preset; unknown names list the known ones. */
+export function sftPreset(name: string): Record<string, unknown> {
+  const preset = SFT_PRESETS[name];
+  if (!preset) throw new Error(`unknown SFT preset "${name}"; available: ${Object.keys(SFT_PRESETS).join(', ')}`);
+  return structuredClone(preset) as Record<string, unknown>;
+}
