@@ -226,3 +226,6 @@ export {
   trainSft,
 } from './trainers/sft.ts';
 export { SFT_PRESETS, sftPreset } from './trainers/presets.ts';
+
+// rewards
+export * from '../rewards/index.ts';
