@@ -35,6 +35,7 @@ import {
   type OverlongOptions,
   type TagFormatOptions,
 } from './format.ts';
+import { mathReward, type MathRewardOptions } from './math/index.ts';
 import type { RewardBatch, RewardFunction, RewardSpec, RewardValue } from './types.ts';
 
 export interface ScoreOptions {
@@ -238,6 +239,7 @@ export const BUILTIN_REWARDS: Record<string, Builtin> = {
     keys: ['column', 'language', 'timeoutMs', 'memoryMb', 'outputLimitBytes', 'concurrency', 'unsafe'],
     create: (c) => codeReward(c as CodeRewardOptions),
   },
+  math: { keys: ['column', 'timeoutMs', 'relTol'], create: (c) => mathReward(c as MathRewardOptions) },
   overlong: {
     keys: ['maxCompletionLength', 'cacheLength'],
     create: (c) => {

@@ -58,4 +58,5 @@ export type {
 } from './code/index.ts';
 
 // math verifier
-export { verifyMath, extractAnswer } from './math/index.ts';
+export { verifyMath, verifyMathAsync, mathReward, extractAnswer, configureMathWorkers, closeMathWorkers } from './math/index.ts';
+export type { VerifyMathOptions, MathRewardOptions, MathWorkerOptions } from './math/index.ts';

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  closeMathWorkers,
+  configureMathWorkers,
   loadRewardFunction,
   rewardMetrics,
   scoreCompletions,
@@ -132,7 +134,23 @@ describe('loadRewardFunction', () => {
     expect(await over(batch)).toEqual([0, -0.5, -1, 0]);
     await expect(loadRewardFunction('overlong')).rejects.toThrow(/needs config \{ maxCompletionLength, cacheLength \}/);
     await expect(loadRewardFunction('numeric', { config: { tolerence: 1 } })).rejects.toThrow(/unknown config key 'tolerence' \(allowed: column, tolerance, tag\)/);
-    await expect(loadRewardFunction('nope')).rejects.toThrow(/unknown reward 'nope': built-ins are exact_match, numeric, format, code, overlong/);
+    await expect(loadRewardFunction('nope')).rejects.toThrow(/unknown reward 'nope': built-ins are exact_match, numeric, format, code, math, overlong/);
+  });
+
+  it('loads the math verifier as `math`', async () => {
+    configureMathWorkers({ poolSize: 1 });
+    const math = await loadRewardFunction('math', { config: { column: 'gold' } });
+    const b: RewardBatch = {
+      prompts: ['', '', ''],
+      completions: ['so \\boxed{0.5}', '\\boxed{3}', 'x'],
+      completionIds: [[], [], []],
+      gold: ['\\frac{1}{2}', '2', null],
+    };
+    try {
+      expect(await math(b)).toEqual([1, 0, null]);
+    } finally {
+      await closeMathWorkers();
+    }
   });
 
   it('loads a default or `reward` export from a module file', async () => {
