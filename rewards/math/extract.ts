@@ -73,7 +73,8 @@ function mathSpans(text: string): Span[] {
       }
       let j = i + 1;
       while (j < n && text[j] !== '\n' && text[j] !== '$') j += text[j] === '\\' ? 2 : 1;
-      if (j < n && text[j] === '$' && j > i + 1) {
+      // `$5 for apples and $3`: prose between two dollar signs is money, not mathematics.
+      if (j < n && text[j] === '$' && j > i + 1 && !isProse(text.slice(i + 1, j))) {
         spans.push({ start: i, end: j + 1, text: text.slice(i + 1, j), plain: false });
         i = j + 1;
       } else i++;
@@ -82,6 +83,12 @@ function mathSpans(text: string): Span[] {
     i++;
   }
   return spans;
+}
+
+/** Two or more ordinary words (3+ letters) outside LaTeX commands. */
+function isProse(s: string): boolean {
+  if (s.includes('\\')) return false;
+  return (s.match(/[A-Za-z]{3,}/g) ?? []).filter((w) => !ANSWER_WORD.test(w)).length >= 2;
 }
 
 const PERCENT_AFTER = /^\s*(?:\\?%|percent\b|percentage\b|pct\b)/i;
@@ -240,6 +247,9 @@ export function* answerCandidates(text: string, insideTag = false): Generator<An
     for (const a of anchors) {
       const from = a.index + a[0].length;
       const to = sentenceEnd(text, from, spans);
+      // The whole rest of the sentence when it is an answer by itself (`x = 3`, `B`, `Evelyn`).
+      const sentence = text.slice(from, to).replace(/^[\s*:]+|[\s*.]+$/g, '');
+      if (isBareAnswer(sentence)) yield { text: sentence, plain: !/[\\^{}]/.test(sentence), source };
       for (const s of all) {
         if (s.start >= from && s.end <= to + 1) yield { text: s.text, plain: s.plain, source };
       }

@@ -175,6 +175,9 @@ export function normalizeAnswer(raw: string, plain = false): NormalizedAnswer {
   // Currency.
   s = s.replace(/\\\$|\$|[€£¥₹₽₩]/g, '').replace(/\bUSD\b/g, '');
 
+  // `12 and 13`, `-2, and 1`: a list.
+  s = s.replace(/(?<=[\d})\]])\s*,?\s*\b(?:and|or)\b\s*(?=[-+\d\\({[])/g, ', ');
+
   // Spacing commands and leftover markup.
   s = s
     .replace(/(?<!\\)\\[,;:! ]|\\q?quad(?![A-Za-z])|~/g, ' ')
