@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arithmeticTokenizer } from '../../datasets/arithmetic/tokenizer.ts';
 import { readSafetensors } from '../../src/engine/safetensors.ts';
 import { loadCausalLM } from '../../src/lm/checkpoint.ts';
+import { CharTokenizer } from '../../src/lm/char-tokenizer.ts';
 import { loadTokenizer } from '../../src/lm/tokenizer.ts';
 import { readMetrics } from '../../src/report/metrics.ts';
 import { OPTIMIZER_FILE, TRAINER_STATE_FILE, readSftTrainerState, trainSft } from '../../src/trainers/sft.ts';
@@ -131,5 +132,40 @@ describe('trainSft checkpoints and resume', () => {
     await expect(trainSft(config(join(root, 'other')), { resumeFrom: join(root, 'nowhere'), quiet: true })).rejects.toThrow(
       /cannot resume from .*nowhere: trainer_state.json is missing/,
     );
+  });
+});
+
+describe('trainSft data and model sources', () => {
+  it('trains from JSONL files with a character tokenizer built from the data, then continues from the saved folder', async () => {
+    const train = join(root, 'train.jsonl');
+    writeFileSync(
+      train,
+      ['ab', 'ba', 'aab', 'bba'].map((w) => JSON.stringify({ prompt: `rev ${w}:`, completion: `<answer>${[...w].reverse().join('')}</answer>` })).join('\n') + '\n',
+    );
+    const base = {
+      data: { trainFile: train },
+      steps: 3,
+      batchSize: 2,
+      warmupSteps: 0,
+      learningRate: 1e-2,
+      seed: 1,
+    };
+    const first = parseSftConfig({ ...base, model: { init: { hiddenSize: 16, layers: 1, heads: 2, contextLength: 24 } }, outDir: join(root, 'files') });
+    const a = await trainSft(first, { quiet: true });
+    expect(a.finalEval).toBeNull(); // no test file: no evaluation
+    const tok = await loadTokenizer(a.finalDir);
+    expect(tok).toBeInstanceOf(CharTokenizer);
+    expect((tok as CharTokenizer).alphabet).toBe(' :aberv'); // code-point order
+    expect((tok as CharTokenizer).extraTokens).toEqual(['<answer>', '</answer>']);
+
+    const test = join(root, 'test.jsonl');
+    writeFileSync(test, JSON.stringify({ prompt: 'rev ab:', completion: '<answer>ba</answer>', answer: 'ba' }) + '\n');
+    const second = parseSftConfig({ ...base, data: { trainFile: train, testFile: test }, model: { modelDir: a.finalDir }, outDir: join(root, 'files-2') });
+    const b = await trainSft(second, { quiet: true });
+    expect(b.evals.map((e) => e.step)).toEqual([3]);
+    expect(b.finalEval!.loss).toBeGreaterThan(0);
+    const before = await weights(a.finalDir);
+    const after = await weights(b.finalDir);
+    expect([...before].some(([name, x]) => x.some((v, i) => v !== after.get(name)![i]))).toBe(true);
   });
 });

@@ -13,6 +13,7 @@ import {
   encodeSftExamples,
   evaluateSft,
   exactMatch,
+  initModelConfig,
   extractTaggedAnswer,
   loadSftExamples,
   makeSftBatch,
@@ -196,6 +197,18 @@ describe('config validation', () => {
     expect(c.steps).toBe(1000);
     expect(c.model.init?.hiddenSize).toBe(128);
     expect(c.data.generate?.digits).toEqual([1, 2]);
+  });
+});
+
+describe('initModelConfig', () => {
+  it('builds gpt2 and llama configs with the tokenizer\'s vocabulary and special ids', () => {
+    const init = parseSftConfig({ model: { init: { hiddenSize: 48, heads: 4, layers: 2, contextLength: 20 } }, data: { generate: {} } }).model.init!;
+    const g = initModelConfig(init, tok);
+    expect(g).toMatchObject({ model_type: 'gpt2', vocab_size: 22, n_embd: 48, n_head: 4, n_layer: 2, n_positions: 20, n_inner: null, eos_token_id: 1, pad_token_id: 0, bos_token_id: 3 });
+    const l = initModelConfig({ ...init, architecture: 'llama', kvHeads: 2 }, tok);
+    // SwiGLU width 8/3 * 48 = 128, already a multiple of 8.
+    expect(l).toMatchObject({ model_type: 'llama', hidden_size: 48, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 12, intermediate_size: 128, max_position_embeddings: 20 });
+    expect(initModelConfig({ ...init, architecture: 'llama', hiddenSize: 40 }, tok)).toMatchObject({ intermediate_size: 112 }); // 106.7 -> 112
   });
 });
 
