@@ -142,15 +142,18 @@ describe('codeReward', () => {
         return false;
       }
     });
-    const pending = scoreCompletions(slow, [{ name: 'code', fn }], { timeoutMs: 1500 });
+    let settled = false;
+    const pending = scoreCompletions(slow, [{ name: 'code', fn }], { timeoutMs: 2500 }).finally(() => {
+      settled = true;
+    });
     let seen = false;
-    for (let i = 0; i < 100 && !seen; i++) {
+    while (!seen && !settled) {
       seen = running().length > 0;
       await new Promise((r) => setTimeout(r, 10));
     }
     expect(seen).toBe(true);
     const r = await pending;
-    expect(r.errors[0]).toEqual({ name: 'code', message: 'timed out after 1500 ms', count: 1 });
+    expect(r.errors[0]).toEqual({ name: 'code', message: 'timed out after 2500 ms', count: 1 });
     for (let i = 0; i < 100 && running().length > 0; i++) await new Promise((res) => setTimeout(res, 10));
     expect(running()).toEqual([]);
   });

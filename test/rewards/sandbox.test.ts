@@ -94,7 +94,7 @@ ${tail}
 
   it('leaves no daemonised survivor after a timeout', async () => {
     const mark = marker();
-    const r = await python(daemonise(mark, 'while True:\n    pass'), { allowSubprocesses: true, timeoutMs: 1200 });
+    const r = await python(daemonise(mark, 'while True:\n    pass'), { allowSubprocesses: true, timeoutMs: 2500 });
     expect(r.stdout).toContain('spawned');
     expect(r.timedOut).toBe(true);
     expect(processesWith(mark)).toEqual([]);
@@ -120,7 +120,7 @@ print('forked', flush=True)
 while True:
     pass
 `;
-    const r = await python(code, { allowSubprocesses: true, timeoutMs: 1500 });
+    const r = await python(code, { allowSubprocesses: true, timeoutMs: 2500 });
     expect(r.stdout).toContain('forked');
     expect(r.timedOut).toBe(true);
     expect(processesWith(mark)).toEqual([]);
