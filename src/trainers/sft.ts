@@ -46,8 +46,6 @@ import { parseJsonl } from '../../datasets/jsonl.ts';
 import { ConfigError } from '../engine/config.ts';
 import { AdamW, clipGradNorm, warmupCosine } from '../engine/optim.ts';
 import { Rng, type RngState } from '../engine/rng.ts';
-import { parseSafetensors, serializeSafetensors, type SafetensorsTensor } from '../engine/safetensors.ts';
-import { safetensorsFromTensor, tensorFromSafetensors } from '../engine/tensor.ts';
 import { CharTokenizer } from '../lm/char-tokenizer.ts';
 import { loadCausalLM, saveCausalLM } from '../lm/checkpoint.ts';
 import { type CausalLMConfig, parseConfig as parseModelConfig } from '../lm/config.ts';
@@ -59,6 +57,7 @@ import { writeJsonAtomic } from '../report/atomic.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
 import { MetricsWriter, RUN_FILES, SampleWriter } from '../report/metrics.ts';
 import { type ProgressStream, TrainingProgress, printRunHeader } from '../report/progress.ts';
+import { optimizerStateBytes, restoreOptimizerState } from './checkpoint-state.ts';
 import { type SftConfig, type SftGenerateConfig, type SftInitConfig, parseSftConfig } from './sft-config.ts';
 
 // ---------------------------------------------------------------------------------------
@@ -489,48 +488,12 @@ function fingerprint(examples: readonly SftExample[]): string {
   return h.digest('hex');
 }
 
-/** The AdamW moments under the model's Hugging Face parameter names (`<name>/m`, `<name>/v`). */
-function optimizerBytes(model: CausalLM, optimizer: AdamW): Uint8Array {
-  const state = optimizer.getState();
-  const tensors = new Map<string, SafetensorsTensor>();
-  model.variables.forEach((v, i) => {
-    for (const k of ['m', 'v'] as const) {
-      const t = state.tensors.get(`${v.name}/${k}`);
-      if (t) tensors.set(`${model.variableNames[i]}/${k}`, safetensorsFromTensor(t));
-    }
-  });
-  return serializeSafetensors(tensors, { step: String(state.step) });
-}
-
-/** Restores moments written by `optimizerBytes` into `optimizer` (built over `model.variables`). */
-function restoreOptimizer(model: CausalLM, optimizer: AdamW, bytes: Uint8Array, source: string): void {
-  const file = parseSafetensors(bytes, source);
-  const step = Number(file.metadata['step']);
-  if (!Number.isInteger(step) || step < 0) throw new Error(`${source}: metadata "step" must be a non-negative integer, got ${JSON.stringify(file.metadata['step'])}`);
-  const known = new Set(model.variableNames.flatMap((n) => [`${n}/m`, `${n}/v`]));
-  for (const name of file.tensors.keys()) {
-    if (!known.has(name)) throw new Error(`${source}: tensor "${name}" does not belong to any parameter of the model`);
-  }
-  const tensors = new Map<string, tf.Tensor>();
-  try {
-    model.variables.forEach((v, i) => {
-      for (const k of ['m', 'v'] as const) {
-        const t = file.tensors.get(`${model.variableNames[i]}/${k}`);
-        if (t) tensors.set(`${v.name}/${k}`, tensorFromSafetensors(t, `${source}: ${model.variableNames[i]}/${k}`));
-      }
-    });
-    optimizer.setState({ step, tensors });
-  } finally {
-    tf.dispose([...tensors.values()]);
-  }
-}
-
 /** Writes a resumable checkpoint folder (atomically: a crash leaves the previous one intact). */
 export async function saveSftCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, optimizer: AdamW, state: SftTrainerState): Promise<void> {
   await saveCausalLM(model, tokenizer, dir, {
     extraFiles: {
       [TRAINER_STATE_FILE]: `${JSON.stringify(state, null, 2)}\n`,
-      [OPTIMIZER_FILE]: optimizerBytes(model, optimizer),
+      [OPTIMIZER_FILE]: optimizerStateBytes(model, optimizer),
     },
   });
 }
@@ -688,7 +651,7 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
       if (saved.dataFingerprint !== dataFingerprint) {
         throw new Error(`cannot resume from ${resumeFrom}: the training data differs from the data the checkpoint was trained on (fingerprint mismatch); check "data" in the config`);
       }
-      restoreOptimizer(model, optimizer, await readFile(join(resumeFrom, OPTIMIZER_FILE)), join(resumeFrom, OPTIMIZER_FILE));
+      restoreOptimizerState(model, optimizer, await readFile(join(resumeFrom, OPTIMIZER_FILE)), join(resumeFrom, OPTIMIZER_FILE));
       batches.setState(saved.rng);
       step = saved.step;
       window = { ...saved.logWindow };

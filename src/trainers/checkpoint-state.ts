@@ -1,0 +1,112 @@
+/**
+ * Trainer-state pieces shared by the language-model trainers' checkpoints (SFT, GRPO).
+ *
+ * A resumable checkpoint is a Hugging Face folder (`saveCausalLM`) plus:
+ * - `optimizer.safetensors`: the AdamW moments under the model's Hugging Face parameter
+ *   names (`<name>/m`, `<name>/v`) and the optimizer's step count in the metadata;
+ * - `trainer_state.json`: a JSON object with a `format` tag and a `version`, whose other
+ *   fields each trainer defines (step, RNG states, config, ...).
+ *
+ * Float32 moments round-trip exactly, so a resumed run applies the same updates.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { AdamW } from '../engine/optim.ts';
+import { parseSafetensors, serializeSafetensors, type SafetensorsTensor } from '../engine/safetensors.ts';
+import { safetensorsFromTensor, tensorFromSafetensors } from '../engine/tensor.ts';
+import type { CausalLM } from '../lm/model.ts';
+
+/** The AdamW moments of `optimizer` (built over `model.variables`) as safetensors bytes. */
+export function optimizerStateBytes(model: CausalLM, optimizer: AdamW): Uint8Array {
+  const state = optimizer.getState();
+  const tensors = new Map<string, SafetensorsTensor>();
+  model.variables.forEach((v, i) => {
+    for (const k of ['m', 'v'] as const) {
+      const t = state.tensors.get(`${v.name}/${k}`);
+      if (t) tensors.set(`${model.variableNames[i]}/${k}`, safetensorsFromTensor(t));
+    }
+  });
+  return serializeSafetensors(tensors, { step: String(state.step) });
+}
+
+/** Restores moments written by `optimizerStateBytes` into `optimizer` (built over `model.variables`). */
+export function restoreOptimizerState(model: CausalLM, optimizer: AdamW, bytes: Uint8Array, source: string): void {
+  const file = parseSafetensors(bytes, source);
+  const step = Number(file.metadata['step']);
+  if (!Number.isInteger(step) || step < 0) throw new Error(`${source}: metadata "step" must be a non-negative integer, got ${JSON.stringify(file.metadata['step'])}`);
+  const known = new Set(model.variableNames.flatMap((n) => [`${n}/m`, `${n}/v`]));
+  for (const name of file.tensors.keys()) {
+    if (!known.has(name)) throw new Error(`${source}: tensor "${name}" does not belong to any parameter of the model`);
+  }
+  const tensors = new Map<string, tf.Tensor>();
+  try {
+    model.variables.forEach((v, i) => {
+      for (const k of ['m', 'v'] as const) {
+        const t = file.tensors.get(`${model.variableNames[i]}/${k}`);
+        if (t) tensors.set(`${v.name}/${k}`, tensorFromSafetensors(t, `${source}: ${model.variableNames[i]}/${k}`));
+      }
+    });
+    optimizer.setState({ step, tensors });
+  } finally {
+    tf.dispose([...tensors.values()]);
+  }
+}
+
+/**
+ * Reads `<dir>/<file>` as a trainer state: a JSON object whose `format` is `format` and whose
+ * `version` is `version`. Errors name the file and what is wrong; the caller checks the rest.
+ */
+export async function readTrainerStateJson(dir: string, file: string, format: string, version: number): Promise<Record<string, unknown>> {
+  const path = join(dir, file);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot resume from ${dir}: ${file} is missing or unreadable (${(e as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json) || (json as Record<string, unknown>)['format'] !== format) {
+    throw new Error(`${path}: not a ${format} file (expected "format": "${format}")`);
+  }
+  const v = (json as Record<string, unknown>)['version'];
+  if (v !== version) throw new Error(`${path}: unsupported version ${JSON.stringify(v)} (this build reads version ${version})`);
+  return json as Record<string, unknown>;
+}
+
+/** SHA-256 (hex) of a file's bytes: a model's weights, to check that a recorded folder still holds them. */
+export function fileSha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+/**
+ * The checkpoint folders of a run folder that hold `stateFile`: `checkpoint-<step>` and
+ * `final`, with the step read from the state's `"step"` field, sorted by step (then with
+ * `final` after a `checkpoint-<step>` of the same step).
+ */
+export function listCheckpoints(outDir: string, stateFile: string): Array<{ dir: string; step: number }> {
+  if (!existsSync(outDir)) return [];
+  const out: Array<{ dir: string; step: number; final: boolean }> = [];
+  for (const name of readdirSync(outDir)) {
+    if (name !== 'final' && !/^checkpoint-\d+$/.test(name)) continue;
+    const dir = join(outDir, name);
+    const statePath = join(dir, stateFile);
+    if (!existsSync(statePath)) continue;
+    let step: unknown;
+    try {
+      step = (JSON.parse(readFileSync(statePath, 'utf8')) as { step?: unknown }).step;
+    } catch {
+      continue; // not a readable state: not a checkpoint to resume from
+    }
+    if (typeof step === 'number' && Number.isInteger(step) && step >= 0) out.push({ dir, step, final: name === 'final' });
+  }
+  out.sort((a, b) => a.step - b.step || Number(a.final) - Number(b.final));
+  return out.map(({ dir, step }) => ({ dir, step }));
+}
