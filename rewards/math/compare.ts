@@ -242,8 +242,9 @@ export function exprEqual(a: Node, b: Node, ctx: CompareContext): boolean {
 }
 
 function numericEqual(a: Node, b: Node, ctx: CompareContext): boolean {
-  const ea = evalExact(a);
-  const eb = evalExact(b);
+  const tick = () => ctx.deadline.check();
+  const ea = evalExact(a, tick);
+  const eb = evalExact(b, tick);
   if (ea && eb && Q.equals(ea, eb)) return true;
   const approxA = hasDecimal(a);
   const approxB = hasDecimal(b);

@@ -711,10 +711,19 @@ const MATHJS_NAMES: Partial<Record<FnName, string>> = { nroot: 'nthRoot', binom:
 
 // ---- exact evaluation ---------------------------------------------------------------------
 
-const EXACT_FACTORIAL_LIMIT = 300n;
+const EXACT_FACTORIAL_LIMIT = 3000n;
 
-/** Exact value over the rationals, or null when the tree is not a rational number. */
-export function evalExact(node: Node): Q.Rational | null {
+/**
+ * Exact value over the rationals, or null when the tree is not a rational number.
+ * `tick` runs before every operation (the caller's time limit).
+ */
+export function evalExact(node: Node, tick: () => void = () => {}): Q.Rational | null {
+  return evalExactInner(node, tick);
+}
+
+function evalExactInner(node: Node, tick: () => void): Q.Rational | null {
+  const evalExact = (n: Node) => evalExactInner(n, tick);
+  tick();
   switch (node.t) {
     case 'num':
       return Q.parseDecimal(node.text);
@@ -849,7 +858,37 @@ function callFn(fn: FnName, args: MathValue[]): MathValue {
   }
 }
 
-function evalMath(node: Node, env: ReadonlyMap<string, number>): MathValue {
+/** A value that left the range of doubles: comparing it would be meaningless. */
+class OutOfRange extends Error {}
+
+const isZero = (z: Complex) => z.re === 0 && z.im === 0;
+
+/**
+ * Checks one operation's result in strict mode (the tree names no infinity): an overflow
+ * (1/2004! has 2004! = Infinity inside) or an underflow to zero (10^{-400}) makes the whole
+ * evaluation fail instead of comparing garbage (0 = 0).
+ */
+function checked(value: MathValue, operands: MathValue[], underflowMatters: boolean): MathValue {
+  const z = toComplex(value);
+  if (z === null) return value;
+  if (!Number.isFinite(z.re) || !Number.isFinite(z.im)) throw new OutOfRange('overflow');
+  if (underflowMatters && isZero(z) && operands.every((o) => {
+    const c = toComplex(o);
+    return c !== null && !isZero(c);
+  })) {
+    throw new OutOfRange('underflow');
+  }
+  return value;
+}
+
+function evalMath(node: Node, env: ReadonlyMap<string, number>, strict: boolean): MathValue {
+  const ev = (n: Node) => evalMath(n, env, strict);
+  const op = (f: Fn, a: Node, b: Node, underflow: boolean) => {
+    const x = ev(a);
+    const y = ev(b);
+    const r = f(x, y);
+    return strict ? checked(r, [x, y], underflow) : r;
+  };
   switch (node.t) {
     case 'num':
       return Number(node.text);
@@ -861,23 +900,28 @@ function evalMath(node: Node, env: ReadonlyMap<string, number>): MathValue {
     case 'const':
       return node.name === 'pi' ? Math.PI : node.name === 'e' ? Math.E : node.name === 'i' ? math.complex(0, 1) : Infinity;
     case 'neg':
-      return math.unaryMinus(evalMath(node.a, env));
-    case 'fact':
-      return factorial(evalMath(node.a, env));
+      return math.unaryMinus(ev(node.a));
+    case 'fact': {
+      const r = factorial(ev(node.a));
+      return strict ? checked(r, [], false) : r;
+    }
     case 'add':
-      return math.add(evalMath(node.a, env), evalMath(node.b, env));
+      return op(math.add, node.a, node.b, false);
     case 'sub':
-      return math.subtract(evalMath(node.a, env), evalMath(node.b, env));
+      return op(math.subtract, node.a, node.b, false);
     case 'mul':
-      return math.multiply(evalMath(node.a, env), evalMath(node.b, env));
+      return op(math.multiply, node.a, node.b, true);
     case 'div':
-      return math.divide(evalMath(node.a, env), evalMath(node.b, env));
+      return op(math.divide, node.a, node.b, true);
     case 'pow':
-      return math.pow(evalMath(node.a, env), evalMath(node.b, env));
-    case 'call':
-      return callFn(node.fn, node.args.map((a) => evalMath(a, env)));
+      return op(math.pow, node.a, node.b, true);
+    case 'call': {
+      const args = node.args.map(ev);
+      const r = callFn(node.fn, args);
+      return strict ? checked(r, [], false) : r;
+    }
     case 'mat':
-      return math.matrix(node.rows.map((r) => r.map((c) => evalMath(c, env))));
+      return math.matrix(node.rows.map((r) => r.map(ev)));
   }
 }
 
@@ -894,7 +938,7 @@ function toComplex(v: unknown): Complex | null {
 export function evalComplex(node: Node, env: ReadonlyMap<string, number> = new Map()): NumericValue | null {
   let v: unknown;
   try {
-    v = evalMath(node, env);
+    v = evalMath(node, env, !containsInfinity(node));
   } catch {
     return null;
   }

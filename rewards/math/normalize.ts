@@ -146,7 +146,7 @@ export function normalizeAnswer(raw: string, plain = false): NormalizedAnswer {
     if (/^[A-Za-z\s.'$-]*$/.test(t)) return /^\s*(?:\^|[²³])/.test(after) ? ' \\unitpower ' : ' ';
     return arg;
   });
-  s = s.replace(/\\unitpower\s*(?:\^\s*\{?\s*[23]\s*\}?|[²³])/g, '').replace(/\\unitpower/g, '');
+  s = s.replace(/\\unitpower\s*(?:\^\s*\{?\s*[23]\s*\}?|[²³])/g, '').replace(/\\unitpower/g, '').replace(/,\s*,/g, ',');
 
   // Unicode operators and symbols.
   s = s

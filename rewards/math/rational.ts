@@ -15,11 +15,13 @@ export interface Rational {
 }
 
 /** Largest numerator or denominator, in bits, that exact arithmetic will build. */
-export const MAX_BITS = 4096;
+export const MAX_BITS = 32768;
 
 function bitLength(x: bigint): number {
   if (x < 0n) x = -x;
-  return x === 0n ? 0 : x.toString(2).length;
+  if (x === 0n) return 0;
+  const hex = x.toString(16);
+  return (hex.length - 1) * 4 + Math.floor(Math.log2(parseInt(hex[0]!, 16))) + 1;
 }
 
 function gcd(a: bigint, b: bigint): bigint {
@@ -36,6 +38,8 @@ export function rational(n: bigint, d = 1n): Rational | null {
     n = -n;
     d = -d;
   }
+  // Past twice the limit even a large common factor cannot bring it back: skip the gcd.
+  if (bitLength(n) > 2 * MAX_BITS || bitLength(d) > 2 * MAX_BITS) return null;
   const g = gcd(n, d);
   const r = g > 1n ? { n: n / g, d: d / g } : { n, d };
   if (bitLength(r.n) > MAX_BITS || bitLength(r.d) > MAX_BITS) return null;

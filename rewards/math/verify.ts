@@ -6,7 +6,7 @@
  * The check is synchronous and bounded: inputs are cut to their last 100,000 characters,
  * texts with brackets nested over 100 levels and answers over 2,000 characters or nested
  * over 64 levels are rejected, exact arithmetic
- * stops at 4096-bit numbers, and `timeoutMs` is checked between steps (a cooperative
+ * stops at 32768-bit numbers, and `timeoutMs` is checked between steps (a cooperative
  * limit; `verifyMathAsync` adds a hard one by running the check in a worker thread).
  */
 import { Deadline, equivalent, VerifyTimeout } from './compare.ts';
