@@ -494,10 +494,14 @@ function rmsNorm(x: tf.Tensor2D, g: tf.Tensor, eps: number): tf.Tensor2D {
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), g);
 }
 
-/** GPT-2's "gelu_new": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+/**
+ * GPT-2's "gelu_new": 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), computed as
+ * x sigmoid(2u) (the same function, since 0.5 (1 + tanh(u)) = sigmoid(2u)): the wasm Sigmoid
+ * kernel is ~5x faster than its Tanh, and the form needs two fewer elementwise ops.
+ */
 function geluTanh(x: tf.Tensor2D): tf.Tensor2D {
-  const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.square(x), x), 0.044715)), Math.sqrt(2 / Math.PI));
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+  const u2 = tf.mul(tf.add(x, tf.mul(tf.mul(tf.square(x), x), 0.044715)), 2 * Math.sqrt(2 / Math.PI)); // 2u
+  return tf.mul(x, tf.sigmoid(u2));
 }
 
 /** RoPE in rotate_half form: x cos + [-x2, x1] sin, with x = [x1, x2] split in halves of Dh. */

@@ -350,3 +350,46 @@ describe('CausalLM.forwardCached lastOnly', () => {
     model.dispose();
   });
 });
+
+describe('CausalLM GPT-2 MLP activation', () => {
+  it('matches a float64 reference of the block with gelu_new written with tanh', () => {
+    // One layer with the attention output projection zeroed, so the block reduces to
+    // x + W2 gelu(W1 LN2(x) + b1) + b2, then ln_f and the tied head: small enough to write out.
+    const [V, D, I, T] = [12, 8, 16, 3];
+    const cfg = tinyGpt2Config({ vocab_size: V, n_embd: D, n_layer: 1, n_head: 2, n_inner: I, n_positions: 8, initializer_range: 0.8 });
+    const model = CausalLM.create(cfg, new Rng(25));
+    const rng = new Rng(26);
+    const weights = new Map<string, tf.Tensor>();
+    for (const [name, t] of model.getWeights()) {
+      if (name === 'transformer.h.0.attn.c_proj.weight') weights.set(name, tf.zerosLike(t));
+      else if (name.endsWith('.bias') || name.includes('ln_')) weights.set(name, tf.tensor(rng.fillNormal(new Float32Array(t.size), 0, 0.5), t.shape));
+      else weights.set(name, t.clone());
+    }
+    weights.set('transformer.h.0.attn.c_proj.bias', tf.zeros([D]));
+    model.setWeights(weights);
+    const w = (n: string): Float32Array => weights.get(n)!.dataSync() as Float32Array;
+    const layerNorm = (x: number[], g: Float32Array, b: Float32Array): number[] => {
+      const mean = x.reduce((a, v) => a + v, 0) / x.length;
+      const variance = x.reduce((a, v) => a + (v - mean) ** 2, 0) / x.length;
+      return x.map((v, i) => ((v - mean) / Math.sqrt(variance + 1e-5)) * g[i]! + b[i]!);
+    };
+    const affine = (x: number[], W: Float32Array, b: Float32Array, n: number): number[] =>
+      Array.from({ length: n }, (_, j) => x.reduce((a, v, i) => a + v * W[i * n + j]!, b[j]!));
+    const gelu = (v: number): number => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+    const ids = [3, 11, 0];
+    const logits = model.forward(tf.tensor2d([ids], [1, T], 'int32')).arraySync()[0]!;
+    let sawNonlinear = 0;
+    ids.forEach((id, t) => {
+      const x = Array.from({ length: D }, (_, d) => w('transformer.wte.weight')[id * D + d]! + w('transformer.wpe.weight')[t * D + d]!);
+      const pre = affine(layerNorm(x, w('transformer.h.0.ln_2.weight'), w('transformer.h.0.ln_2.bias')), w('transformer.h.0.mlp.c_fc.weight'), w('transformer.h.0.mlp.c_fc.bias'), I);
+      sawNonlinear += pre.filter((v) => v < -1 || v > 1).length;
+      const mlp = affine(pre.map(gelu), w('transformer.h.0.mlp.c_proj.weight'), w('transformer.h.0.mlp.c_proj.bias'), D);
+      const out = layerNorm(x.map((v, d) => v + mlp[d]!), w('transformer.ln_f.weight'), w('transformer.ln_f.bias'));
+      const ref = Array.from({ length: V }, (_, v) => out.reduce((a, o, d) => a + o * w('transformer.wte.weight')[v * D + d]!, 0));
+      expect(maxAbsDiff(logits[t]!, ref)).toBeLessThan(1e-4);
+    });
+    expect(sawNonlinear).toBeGreaterThan(10); // the activation was exercised away from its linear part
+    tf.dispose([...weights.values()]);
+    model.dispose();
+  });
+});
