@@ -4,6 +4,7 @@
  * same program runs once with `unsafe: true` as a positive control, showing that the
  * check would notice a breach.
  */
+import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -124,6 +125,37 @@ while True:
     expect(r.stdout).toContain('forked');
     expect(r.timedOut).toBe(true);
     expect(processesWith(mark)).toEqual([]);
+  });
+});
+
+describe('our process dying', () => {
+  it('takes the sandbox with it (--die-with-parent)', async () => {
+    const mark = marker();
+    const dir = mkdtempSync(join(tmpdir(), 'rlvr-orphan-'));
+    const script = join(dir, 'run.mts');
+    const index = join(process.cwd(), 'rewards', 'index.ts');
+    writeFileSync(
+      script,
+      `import { runCode } from ${JSON.stringify(index)};\n` +
+        `await runCode({ language: 'python', code: "import os\\nos.execv(${JSON.stringify(SLEEP).replaceAll('"', "'")}, ['sleep', '${mark}'])", ` +
+        `tests: [{ input: '', expectedOutput: '' }], timeoutMs: 60000 });\n`,
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: process.cwd(), stdio: 'ignore' });
+    try {
+      let seen = false;
+      for (let i = 0; i < 3000 && !seen; i++) {
+        seen = processesWith(mark).length > 0;
+        if (!seen) await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(seen).toBe(true);
+      child.kill('SIGKILL');
+      for (let i = 0; i < 200 && processesWith(mark).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(processesWith(mark)).toEqual([]);
+    } finally {
+      child.kill('SIGKILL');
+      for (const pid of processesWith(mark)) process.kill(pid, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
