@@ -516,10 +516,11 @@ function isMinusOne(n: Node): boolean {
   return n.t === 'neg' && n.a.t === 'num' && n.a.text === '1';
 }
 
+/** True when the text of `n` ends with a number literal (`2`, `11/10`, `2^3`): `2 3` is no product. */
 function endsWithNumber(n: Node): boolean {
   if (n.t === 'num') return true;
   if (n.t === 'neg') return endsWithNumber(n.a);
-  if (n.t === 'mul') return endsWithNumber(n.b);
+  if (n.t === 'mul' || n.t === 'div' || n.t === 'pow') return endsWithNumber(n.b);
   return false;
 }
 

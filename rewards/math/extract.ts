@@ -94,7 +94,7 @@ function isProse(s: string): boolean {
 const PERCENT_AFTER = /^\s*(?:\\?%|percent\b|percentage\b|pct\b)/i;
 
 /** A run of digits and arithmetic on one line: `2/3`, `(1/2) * (4/3)`, `5 × 6 × 4`. */
-const RUN_RE = /(?<![A-Za-z_\d.])[(\-]*\d[\d. \t+\-*/×÷^()]*/g;
+const RUN_RE = /(?<![A-Za-z_\d.(\-])[(\-]*\d[\d. \t+\-*/×÷^()]*/g;
 const NUMBER_RE =
   /(?<![A-Za-z_\d.,])(-?)([1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?|[1-9]\d{0,2}(?: \d{3})+(?![\d,])(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+)/g;
 
@@ -112,16 +112,28 @@ function plainCandidates(masked: string): Span[] {
     out.push({ start: m.index, end, text, plain: true });
   }
   for (const m of masked.matchAll(RUN_RE)) {
-    let text = m[0].replace(/[\s+\-*/×÷^(.]+$/, '');
+    let text = m[0];
+    let cut = text.length;
+    while (cut > 0 && TRAILING_JUNK.has(text[cut - 1]!)) cut--;
+    text = text.slice(0, cut);
     // Drop unbalanced brackets at either end.
-    while (text.startsWith('(') && balance(text) > 0) text = text.slice(1).trimStart();
-    while (text.endsWith(')') && balance(text) < 0) text = text.slice(0, -1).trimEnd();
+    let open = balance(text);
+    while (open > 0 && text.startsWith('(')) {
+      text = text.slice(1).trimStart();
+      open--;
+    }
+    while (open < 0 && text.endsWith(')')) {
+      text = text.slice(0, -1).trimEnd();
+      open++;
+    }
     if (!/\d\s*[+\-*/×÷^]\s*[-(]*\s*\d/.test(text) || balance(text) !== 0) continue;
     const start = m.index + m[0].indexOf(text);
     out.push({ start, end: start + m[0].trimEnd().length, text, plain: true });
   }
   return out;
 }
+
+const TRAILING_JUNK = new Set([' ', '\t', '+', '-', '*', '/', '×', '÷', '^', '(', '.']);
 
 function balance(s: string): number {
   let b = 0;
