@@ -7,9 +7,10 @@
  * Time is the process's CPU time (user + system), not wall time: on a shared machine the
  * wall clock also counts the time other processes hold the core. The code is
  * single-threaded, so on an idle machine the two agree (V8's background threads make the
- * CPU-time figure slightly pessimistic). Each cell is the best of three runs.
+ * CPU-time figure slightly pessimistic); `--wall` times with the wall clock instead.
+ * Each cell is the best of three runs.
  *
- *   npx tsx scripts/bench-envs.ts [--quick]
+ *   npx tsx scripts/bench-envs.ts [--quick] [--wall]
  *
  * Reference points (Gymnasium docs/benchmarks, other hardware): one Gymnasium CartPole
  * ~190k steps/s; its NumPy vector CartPole ~10.8M steps/s at 512 copies.
@@ -18,11 +19,13 @@ import { Rng } from '../src/engine/rng.ts';
 import { ENV_IDS, makeEnv, makeVecEnv, type EnvId } from '../src/control/envs/index.ts';
 
 const quick = process.argv.includes('--quick');
+const wall = process.argv.includes('--wall');
 const SECONDS = quick ? 0.2 : 0.6; // target CPU time per run
 const REPEATS = 3;
 
-/** CPU seconds used by this process so far. */
+/** CPU seconds used by this process so far (wall-clock seconds with --wall). */
 function cpuSeconds(): number {
+  if (wall) return performance.now() / 1e3;
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
 }
@@ -103,7 +106,7 @@ for (const id of ENV_IDS) {
   rows.push([id, fmt(bestOf(() => benchSingle(id))), ...VEC_SIZES.map((n) => fmt(bestOf(() => benchVec(id, n))))]);
 }
 const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-console.log(`steps per CPU-second (best of ${REPEATS} x ${SECONDS}s per cell, Node ${process.version})`);
+console.log(`steps per ${wall ? 'wall-clock' : 'CPU'} second (best of ${REPEATS} x ${SECONDS}s per cell, Node ${process.version})`);
 for (const [i, r] of rows.entries()) {
   console.log(r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
   if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
