@@ -25,11 +25,30 @@ export type MathRewardFunction = ((
   context?: { signal?: AbortSignal },
 ) => Promise<(number | null)[]>) & { rewardName?: string };
 
+/** A finite number as a plain decimal (`1e-7` -> `0.0000001`, `1e+21` -> `1000...0`). */
+export function plainDecimal(x: number): string {
+  const s = String(x);
+  const m = /^(-?)(\d)(?:\.(\d+))?e([-+]\d+)$/.exec(s);
+  if (!m) return s;
+  const digits = m[2]! + (m[3] ?? '');
+  const point = 1 + Number(m[4]); // position of the decimal point within `digits`
+  const body = point <= 0
+    ? '0.' + '0'.repeat(-point) + digits
+    : point >= digits.length
+      ? digits + '0'.repeat(point - digits.length)
+      : digits.slice(0, point) + '.' + digits.slice(point);
+  return m[1]! + body;
+}
+
 /** Reads a reference answer cell: null when missing, else its text. */
 function goldText(cell: unknown, row: number, column: string): string | null {
   if (cell === null || cell === undefined) return null;
   if (typeof cell === 'string') return cell.trim() === '' ? null : cell;
-  if (typeof cell === 'number' || typeof cell === 'bigint') return String(cell);
+  if (typeof cell === 'bigint') return cell.toString();
+  if (typeof cell === 'number') {
+    if (!Number.isFinite(cell)) throw new TypeError(`math reward: row ${row} of column '${column}' is ${cell}; expected a finite number`);
+    return plainDecimal(cell);
+  }
   throw new TypeError(`math reward: row ${row} of column '${column}' is ${Array.isArray(cell) ? 'an array' : `a ${typeof cell}`}; expected a string or a number`);
 }
 

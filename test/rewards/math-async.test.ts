@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeMathWorkers, mathReward, verifyMath, verifyMathAsync } from '../../rewards/math/index.ts';
 import { WorkerPool } from '../../rewards/math/pool.ts';
+import { plainDecimal } from '../../rewards/math/reward.ts';
 
 const FIXTURE = new URL('./fixtures/math-pool-worker.ts', import.meta.url);
 
@@ -119,6 +120,15 @@ describe('mathReward', () => {
     const reward = mathReward();
     expect(reward.rewardName).toBe('math');
     expect(await reward(batch)).toEqual([1, 0, 1, null]);
+  });
+
+  it('reads numeric reference answers without exponent notation', async () => {
+    expect([1e-7, -1.5e-7, 1e21, 1.25e22, 0.1, 42, -3.5].map(plainDecimal)).toEqual([
+      '0.0000001', '-0.00000015', '1000000000000000000000', '12500000000000000000000', '0.1', '42', '-3.5',
+    ]);
+    const b = { prompts: ['p', 'p'], completions: ['\\boxed{10^{-7}}', '\\boxed{10^{21}}'], answer: [1e-7, 1e21] };
+    expect(await mathReward()(b)).toEqual([1, 1]);
+    await expect(mathReward()({ ...b, answer: [Number.NaN, 1] })).rejects.toThrow(/row 0 of column 'answer' is NaN; expected a finite number/);
   });
 
   it('reads a configurable column', async () => {
