@@ -101,7 +101,8 @@ describe('verifyMathAsync', () => {
 
   it('does not keep the process alive once idle', () => {
     const script = fileURLToPath(new URL('./fixtures/math-async-exit.ts', import.meta.url));
-    const run = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 60_000 });
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const run = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: root, encoding: 'utf8', timeout: 60_000 });
     expect(run.error).toBeUndefined();
     expect(run.status).toBe(0);
     expect(run.stdout).toBe('verified\n');
