@@ -58,5 +58,15 @@ export type {
 } from './code/index.ts';
 
 // math verifier
-export { verifyMath, verifyMathAsync, mathReward, extractAnswer, configureMathWorkers, closeMathWorkers } from './math/index.ts';
-export type { VerifyMathOptions, MathRewardOptions, MathWorkerOptions } from './math/index.ts';
+export {
+  verifyMath,
+  verifyMathAsync,
+  mathReward,
+  extractAnswer,
+  parseAnswer,
+  configureMathWorkers,
+  closeMathWorkers,
+  DEFAULT_TIMEOUT_MS as MATH_DEFAULT_TIMEOUT_MS,
+  DEFAULT_REL_TOL as MATH_DEFAULT_REL_TOL,
+} from './math/index.ts';
+export type { VerifyMathOptions, MathRewardOptions, MathWorkerOptions, MathAnswer } from './math/index.ts';
