@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import * as data from './commands/data.ts';
+import * as grpo from './commands/grpo.ts';
 import * as report from './commands/report.ts';
 import * as sft from './commands/sft.ts';
 
@@ -17,7 +18,7 @@ const program = new Command()
   .showHelpAfterError()
   .enablePositionalOptions();
 
-const commands: Array<{ register: (p: Command) => void }> = [data, report, sft];
+const commands: Array<{ register: (p: Command) => void }> = [data, grpo, report, sft];
 for (const c of commands) c.register(program);
 
 try {

@@ -1,0 +1,321 @@
+/**
+ * GRPO stages on hand-made batches: reward batch, advantages, loss plumbing (gradient parity
+ * with an independent per-sequence formula), masks, reference and entropy terms, config
+ * validation, data and reward-column errors.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { arithmeticTokenizer } from '../../datasets/arithmetic/tokenizer.ts';
+import { exactMatchReward } from '../../rewards/format.ts';
+import { rewardMetrics, scoreCompletions } from '../../rewards/combine.ts';
+import { ConfigError } from '../../src/engine/config.ts';
+import { Rng } from '../../src/engine/rng.ts';
+import { tinyGpt2Config } from '../../src/lm/config.ts';
+import { CausalLM } from '../../src/lm/model.ts';
+import { batchLogprobs, buildLogprobBatch } from '../../src/lm/sampler.ts';
+import { tokenLogprobs } from '../../src/objectives/logprobs.ts';
+import {
+  buildTrainBatch,
+  checkRewardColumns,
+  concatScores,
+  encodeGrpoRows,
+  grpoObjective,
+  informativeGroups,
+  loadGrpoRows,
+  minibatches,
+  rewardBatch,
+  rolloutAdvantages,
+  sampleRollout,
+  type GrpoRow,
+  type UpdateOptions,
+} from '../../src/trainers/grpo.ts';
+import { GrpoConfig, parseGrpoConfig } from '../../src/trainers/grpo-config.ts';
+import { parseRewardFlag } from '../../scripts/commands/grpo.ts';
+import { useCpu } from '../lm/lm-helpers.ts';
+
+const tok = arithmeticTokenizer(); // <pad>=0 <eos>=1 <unk>=2 <bos>=3 '0'..'9'=4..13
+
+let dir: string;
+beforeAll(async () => {
+  await useCpu();
+  dir = mkdtempSync(join(tmpdir(), 'rlvr-grpo-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function row(prompt: string, columns: Record<string, unknown>, i = 0): GrpoRow {
+  return { prompt, columns, source: `row ${i}` };
+}
+
+describe('reward batch and advantages', () => {
+  it('repeats each prompt and column K times, group-contiguous', () => {
+    const batch = rewardBatch([row('1+1=', { answer: '2' }), row('2+2=', { answer: '4' })], 3, ['2', '3', '2', '4', '4', '5'], [[6], [7], [6], [8], [8], [9]]);
+    expect(batch.prompts).toEqual(['1+1=', '1+1=', '1+1=', '2+2=', '2+2=', '2+2=']);
+    expect(batch['answer']).toEqual(['2', '2', '2', '4', '4', '4']);
+    expect(batch.completions).toEqual(['2', '3', '2', '4', '4', '5']);
+    expect(() => rewardBatch([row('1+1=', {})], 2, ['a'], [[1]])).toThrow(/2 completions/);
+  });
+
+  it('scores through the combiner: exact match over the repeated answer column', async () => {
+    const rows = [row('1+1=', { answer: '2' }), row('2+2=', { answer: '4' })];
+    const texts = ['2', '3', '4', '4'];
+    const scored = await scoreCompletions(rewardBatch(rows, 2, texts, texts.map(() => [])), [{ name: 'em', fn: exactMatchReward() }]);
+    expect([...scored.rewards]).toEqual([1, 0, 1, 1]);
+  });
+
+  it('group advantages: centred by the group mean, divided by the group std (+1e-4); constant groups give 0', () => {
+    const rewards = Float32Array.from([1, 0, 0, 0, 1, 1, 1, 1, 0.5, 0, 1, 0.5]);
+    const { advantages, fracZeroStd, meanGroupStd } = rolloutAdvantages(rewards, 4, 'group');
+    const expected: number[] = [];
+    const stds: number[] = [];
+    for (let g = 0; g < 3; g++) {
+      const xs = [...rewards.subarray(4 * g, 4 * g + 4)];
+      const m = xs.reduce((a, b) => a + b, 0) / 4;
+      const s = Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / 4);
+      stds.push(s);
+      for (const x of xs) expected.push(s === 0 ? 0 : (x - m) / (s + 1e-4));
+    }
+    expect([...advantages].map((a) => Number(a.toFixed(5)))).toEqual(expected.map((a) => Number(a.toFixed(5))));
+    expect(fracZeroStd).toBeCloseTo(1 / 3, 10);
+    expect(meanGroupStd).toBeCloseTo(stds.reduce((a, b) => a + b, 0) / 3, 6);
+    expect(informativeGroups(rewards, 4)).toEqual([0, 2]);
+    const none = rolloutAdvantages(rewards, 4, 'none').advantages;
+    expect(none[0]).toBeCloseTo(0.75, 6);
+    expect(none[1]).toBeCloseTo(-0.25, 6);
+  });
+
+  it('concatenates scored rounds, keeping per-function values and error counts', () => {
+    const a = { rewards: Float32Array.of(1, 0), missing: Uint8Array.of(0, 0), perFunction: { f: [1, 0], g: [null, null] }, errors: [{ name: 'g', message: 'boom', count: 1 }] };
+    const b = { rewards: Float32Array.of(1, 1), missing: Uint8Array.of(0, 0), perFunction: { f: [1, 1], g: [null, null] }, errors: [{ name: 'g', message: 'boom', count: 1 }] };
+    const all = concatScores([a, b]);
+    expect([...all.rewards]).toEqual([1, 0, 1, 1]);
+    const m = rewardMetrics(all);
+    expect(m['reward/f/mean']).toBeCloseTo(0.75, 10);
+    expect(m['reward/g/errors']).toBe(2);
+  });
+
+  it('splits a pass into minibatches of consecutive completions', () => {
+    expect(minibatches(10, 4)).toEqual([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]);
+    expect(minibatches(3, 0)).toEqual([[0, 1, 2]]);
+  });
+});
+
+describe('loss plumbing on a hand-made batch', () => {
+  const prompts = [[3, 5, 14, 6, 17], [3, 9, 17], [3, 5, 14, 6, 17], [3, 9, 17]];
+  const completions = [[7, 1], [8, 9, 10], [11], [4, 5, 6]];
+  const advantages = Float32Array.of(1.5, -0.5, -1, 0.25);
+  const loss = (over: Partial<UpdateOptions['loss']> = {}): UpdateOptions['loss'] => ({ epsilon: 0.2, epsilonHigh: 0.2, beta: 0, lossType: 'grpo', maxCompletionLength: 4, ...over });
+
+  function grads(f: () => tf.Scalar, model: CausalLM): Float32Array[] {
+    const { value, grads: g } = tf.variableGrads(f, model.variables);
+    const out = model.variables.map((v) => g[v.name]!.dataSync() as Float32Array);
+    tf.dispose([value, ...Object.values(g)]);
+    return out;
+  }
+  function maxRelDiff(a: Float32Array[], b: Float32Array[]): number {
+    let num = 0;
+    let den = 0;
+    a.forEach((x, i) => x.forEach((v, j) => {
+      num = Math.max(num, Math.abs(v - b[i]![j]!));
+      den = Math.max(den, Math.abs(b[i]![j]!));
+    }));
+    return num / den;
+  }
+
+  it('with one update per step, the gradient is exactly -mean_i A_i * mean_t grad log p (per-sequence, unpadded reference)', () => {
+    const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16 }), new Rng(3));
+    const batch = buildTrainBatch(model, { promptIds: prompts, completionIds: completions, truncated: [false, false, false, false], advantages }, {
+      padTokenId: 0,
+      temperature: 0.7,
+      maskTruncatedCompletions: false,
+      needOldLogprobs: false,
+      reference: null,
+    });
+    expect(batch.oldLogprobs).toBeNull();
+    expect(batch.refLogprobs).toBeNull();
+    const rows = [0, 1, 2, 3];
+    let metrics!: ReturnType<typeof grpoObjective>['metrics'];
+    const ours = grads(() => {
+      const out = grpoObjective(model, batch, rows, { loss: loss(), temperature: 0.7, entropyCoef: 0 });
+      metrics = out.metrics;
+      return out.loss;
+    }, model);
+    expect(metrics.clipRatioRegion).toBe(0);
+    expect(metrics.kl).toBe(0);
+    // Independent: each sequence alone, no padding, no attention mask.
+    const reference = grads(() => {
+      const terms = prompts.map((p, i) => {
+        const c = completions[i]!;
+        const seq = [...p, ...c];
+        const logits = model.forward(tf.tensor2d([seq.slice(0, -1)], [1, seq.length - 1], 'int32')); // [1, L-1, V]
+        const lp = tokenLogprobs(logits, tf.tensor2d([seq.slice(1)], [1, seq.length - 1], 'int32'), 0.7); // [1, L-1]
+        const comp = tf.slice(lp, [0, p.length - 1], [1, c.length]); // the completion tokens
+        return tf.mul(-advantages[i]! / c.length, tf.sum(comp));
+      });
+      return tf.div(tf.addN(terms), prompts.length) as tf.Scalar;
+    }, model);
+    expect(maxRelDiff(ours, reference)).toBeLessThan(1e-4);
+    model.dispose();
+  });
+
+  it('recomputed old log-probs (several updates per step) give the same first gradient and ratio 1', () => {
+    const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16 }), new Rng(4));
+    const base = { promptIds: prompts, completionIds: completions, truncated: [false, false, false, false], advantages };
+    const opts = { padTokenId: 0, temperature: 1, maskTruncatedCompletions: false, reference: null };
+    const detached = buildTrainBatch(model, base, { ...opts, needOldLogprobs: false });
+    const recomputed = buildTrainBatch(model, base, { ...opts, needOldLogprobs: true });
+    expect(recomputed.oldLogprobs).not.toBeNull();
+    const mask = recomputed.lossMask;
+    recomputed.oldLogprobs!.forEach((v, i) => {
+      if (mask[i] === 0) expect(Math.abs(v)).toBe(0);
+      else expect(v).toBeLessThan(0);
+    });
+    const o = { loss: loss({ lossType: 'dapo' }), temperature: 1, entropyCoef: 0 };
+    const g1 = grads(() => grpoObjective(model, detached, [0, 1, 2, 3], o).loss, model);
+    const g2 = grads(() => grpoObjective(model, recomputed, [0, 1, 2, 3], o).loss, model);
+    expect(maxRelDiff(g2, g1)).toBeLessThan(1e-5);
+    model.dispose();
+  });
+
+  it('masks truncated completions out of the loss when asked', () => {
+    const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16 }), new Rng(5));
+    const base = { promptIds: prompts, completionIds: completions, truncated: [false, true, false, true], advantages };
+    const opts = { padTokenId: 0, temperature: 1, needOldLogprobs: false, reference: null };
+    const kept = buildTrainBatch(model, base, { ...opts, maskTruncatedCompletions: false });
+    const masked = buildTrainBatch(model, base, { ...opts, maskTruncatedCompletions: true });
+    const T = kept.layout.completionLength; // 3
+    expect([...kept.lossMask]).toEqual([1, 1, 0, 1, 1, 1, 1, 0, 0, 1, 1, 1]);
+    expect([...masked.lossMask]).toEqual([1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
+    expect(T).toBe(3);
+    // With rows 1 and 3 masked, the 'bnpo' loss equals the loss of rows 0 and 2 alone.
+    const o = { loss: loss({ lossType: 'bnpo' }), temperature: 1, entropyCoef: 0 };
+    const all = grpoObjective(model, masked, [0, 1, 2, 3], o);
+    const two = grpoObjective(model, kept, [0, 2], o);
+    expect(all.loss.dataSync()[0]).toBeCloseTo(two.loss.dataSync()[0]!, 6);
+    tf.dispose([all.loss, two.loss]);
+    model.dispose();
+  });
+
+  it('a reference equal to the policy gives KL 0 and the same gradient; the entropy bonus subtracts coef x H', () => {
+    const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16 }), new Rng(6));
+    const ref = model.clone({ trainable: false });
+    const base = { promptIds: prompts, completionIds: completions, truncated: [false, false, false, false], advantages };
+    const opts = { padTokenId: 0, temperature: 1, maskTruncatedCompletions: false, needOldLogprobs: false };
+    const withRef = buildTrainBatch(model, base, { ...opts, reference: ref });
+    const noRef = buildTrainBatch(model, base, { ...opts, reference: null });
+    let m!: ReturnType<typeof grpoObjective>['metrics'];
+    const gRef = grads(() => {
+      const out = grpoObjective(model, withRef, [0, 1, 2, 3], { loss: loss({ beta: 0.1 }), temperature: 1, entropyCoef: 0 });
+      m = out.metrics;
+      return out.loss;
+    }, model);
+    expect(Math.abs(m.kl)).toBeLessThan(1e-6);
+    const g0 = grads(() => grpoObjective(model, noRef, [0, 1, 2, 3], { loss: loss(), temperature: 1, entropyCoef: 0 }).loss, model);
+    expect(maxRelDiff(gRef, g0)).toBeLessThan(1e-4);
+
+    const plain = grpoObjective(model, noRef, [0, 1, 2, 3], { loss: loss(), temperature: 1, entropyCoef: 0 });
+    const bonus = grpoObjective(model, noRef, [0, 1, 2, 3], { loss: loss(), temperature: 1, entropyCoef: 0.5 });
+    // Independent entropy: the masked mean over completion tokens of -sum p log p.
+    const layout = buildLogprobBatch(prompts, completions, 0);
+    let hSum = 0;
+    prompts.forEach((p, i) => {
+      const seq = [...p, ...completions[i]!];
+      const probs = tf.softmax(model.forward(tf.tensor2d([seq.slice(0, -1)], [1, seq.length - 1], 'int32'))).arraySync() as number[][][];
+      for (let t = p.length - 1; t < seq.length - 1; t++) hSum -= probs[0]![t]!.reduce((a, q) => a + (q > 0 ? q * Math.log(q) : 0), 0);
+    });
+    const H = hSum / layout.completionMask.reduce((a, b) => a + b, 0);
+    expect(plain.metrics.entropy).toBeCloseTo(H, 4);
+    expect(bonus.loss.dataSync()[0]).toBeCloseTo(plain.loss.dataSync()[0]! - 0.5 * H, 4);
+    tf.dispose([plain.loss, bonus.loss]);
+    ref.dispose();
+    model.dispose();
+  });
+
+  it("the sampler's log-probs agree with the full-forward recomputation to float32 rounding", () => {
+    const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16 }), new Rng(7));
+    const rows = encodeGrpoRows([row('12+3=', {}), row('7+8=', {})], tok, { maxPositions: 16, vocabSize: 22, maxCompletionLength: 4 });
+    const r = sampleRollout(model, tok, rows, { numGenerations: 3, maxCompletionLength: 4, temperature: 0.8, topP: 1, topK: 0, rng: new Rng(1) });
+    const layout = buildLogprobBatch(r.promptIds, r.completionIds, 0);
+    const lp = batchLogprobs(model, layout, { temperature: 0.8 });
+    const full = lp.arraySync();
+    lp.dispose();
+    let maxDiff = 0;
+    r.samplerLogprobs.forEach((s, i) => s.forEach((v, t) => (maxDiff = Math.max(maxDiff, Math.abs(v - full[i]![t]!)))));
+    expect(maxDiff).toBeLessThan(1e-4);
+    expect(r.texts.length).toBe(6);
+    model.dispose();
+  });
+});
+
+describe('config', () => {
+  it('the defaults are valid and describe the demo', () => {
+    const c = GrpoConfig.defaults();
+    expect(c.model.modelDir).toBeNull();
+    expect(c.model.warmStart.preset).toBe('arithmetic-tiny');
+    expect(c.rewards[0]!.reward).toBe('exact_match');
+    expect(GrpoConfig.describe()).toMatch(/numGenerations/);
+  });
+
+  it('names the bad field and its allowed range', () => {
+    const bad = (input: Record<string, unknown>): string => {
+      try {
+        parseGrpoConfig(input);
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        return (e as Error).message;
+      }
+      throw new Error('expected a ConfigError');
+    };
+    expect(bad({ numGenerations: 1 })).toMatch(/"numGenerations" must be >= 2.*got 1/);
+    expect(bad({ temperature: 0 })).toMatch(/"temperature" must be > 0 and <= 10, got 0/);
+    expect(bad({ lossType: 'ppo' })).toMatch(/"lossType" must be one of "grpo", "bnpo", "dr_grpo", "dapo", got "ppo"/);
+    expect(bad({ scaleRewards: 'groups' })).toMatch(/did you mean "group"/);
+    expect(bad({ numGeneration: 8 })).toMatch(/unknown key "numGeneration" \(did you mean "numGenerations"\?\)/);
+    expect(bad({ beta: -1 })).toMatch(/"beta" must be >= 0/);
+    expect(bad({ rewards: [] })).toMatch(/"rewards" must have at least 1 item/);
+    expect(bad({ data: { trainFile: 'a.jsonl', generate: {} } })).toMatch(/"data.trainFile" and "data.generate" are both set/);
+    expect(bad({ model: { modelDir: 'm' } })).toMatch(/"data" needs a source/);
+    expect(bad({ miniBatchSize: 1000 })).toMatch(/"miniBatchSize" must be <= promptsPerStep x numGenerations \(128\)/);
+    expect(bad({ rewards: [{ reward: 'a', name: 'x' }, { reward: 'b', name: 'x' }] })).toMatch(/"rewards\[1\].name" repeats "x"/);
+  });
+
+  it('parses --reward name[:weight]', () => {
+    expect(parseRewardFlag('math')).toEqual({ reward: 'math', weight: 1 });
+    expect(parseRewardFlag('format:0.2')).toEqual({ reward: 'format', weight: 0.2 });
+    expect(parseRewardFlag('./my-reward.ts:-1e-1')).toEqual({ reward: './my-reward.ts', weight: -0.1 });
+    expect(parseRewardFlag('./odd:name.ts')).toEqual({ reward: './odd:name.ts', weight: 1 });
+  });
+});
+
+describe('data errors', () => {
+  it('a malformed line is an error naming the file and line', async () => {
+    const path = join(dir, 'bad-json.jsonl');
+    writeFileSync(path, '{"prompt": "1+1=", "answer": "2"}\n{"prompt": "2+2=", "answer": \n');
+    await expect(loadGrpoRows(path)).rejects.toThrow(`${path}:2: invalid JSON`);
+  });
+
+  it('a line without a column the others have is an error naming the line and column', async () => {
+    const path = join(dir, 'ragged.jsonl');
+    writeFileSync(path, '{"prompt": "1+1=", "answer": "2"}\n\n{"prompt": "2+2="}\n');
+    await expect(loadGrpoRows(path)).rejects.toThrow(`${path}:3: missing column "answer" (line 1 has it`);
+    const noPrompt = join(dir, 'no-prompt.jsonl');
+    writeFileSync(noPrompt, '{"question": "1+1=", "answer": "2"}\n');
+    await expect(loadGrpoRows(noPrompt)).rejects.toThrow(`${noPrompt}:1: missing required column "prompt"`);
+  });
+
+  it('a column a reward reads but the data lacks is an error naming the line and column', async () => {
+    const path = join(dir, 'no-answer.jsonl');
+    writeFileSync(path, '{"prompt": "1+1=", "solution": "2"}\n');
+    const rows = await loadGrpoRows(path);
+    await expect(checkRewardColumns(rows, [{ name: 'exact_match', fn: exactMatchReward() }])).rejects.toThrow(
+      `${path}:1: no column "answer", which reward "exact_match" reads (columns: prompt, solution)`,
+    );
+    await expect(checkRewardColumns(rows, [{ name: 'em', fn: exactMatchReward({ column: 'solution' }) }])).resolves.toBeUndefined();
+  });
+
+  it('a prompt too long for the context names its source', () => {
+    expect(() => encodeGrpoRows([row('123456789012+1=', {}, 4)], tok, { maxPositions: 16, vocabSize: 22, maxCompletionLength: 4 })).toThrow(/row 4: the prompt is 16 tokens; with maxCompletionLength 4 that is 20 positions/);
+  });
+});
