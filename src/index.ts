@@ -227,5 +227,60 @@ export {
 } from './trainers/sft.ts';
 export { SFT_PRESETS, sftPreset } from './trainers/presets.ts';
 
+// trainers (grpo)
+export {
+  GrpoConfig,
+  type GrpoRewardEntry,
+  checkGrpoConfig,
+  parseGrpoConfig,
+  resolveGrpoConfig,
+} from './trainers/grpo-config.ts';
+export {
+  type EncodedGrpoRow,
+  type GrpoEvalResult,
+  type GrpoEvalSample,
+  type GrpoRow,
+  type GrpoRunOptions,
+  type GrpoRunResult,
+  type GrpoTrainerState,
+  type Rollout,
+  type SamplingOptions,
+  type TrainBatch,
+  type TrainBatchOptions,
+  type UpdateMetrics,
+  type UpdateOptions,
+  type WarmStartResult,
+  GRPO_STATE_FORMAT,
+  NonFiniteLossError,
+  buildTrainBatch,
+  checkRewardColumns,
+  concatScores,
+  encodeGrpoRows,
+  evaluateGrpo,
+  grpoObjective,
+  grpoUpdate,
+  informativeGroups,
+  latestGrpoCheckpoint,
+  loadGrpoRows,
+  loadRewardSpecs,
+  minibatches,
+  policyTokenStats,
+  readGrpoTrainerState,
+  rewardBatch,
+  rolloutAdvantages,
+  sampleRollout,
+  scoreRollout,
+  trainGrpo,
+  warmStart,
+  warmStartSftConfig,
+} from './trainers/grpo.ts';
+export {
+  fileSha256,
+  listCheckpoints,
+  optimizerStateBytes,
+  readTrainerStateJson,
+  restoreOptimizerState,
+} from './trainers/checkpoint-state.ts';
+
 // rewards
 export * from '../rewards/index.ts';
