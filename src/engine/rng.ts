@@ -152,7 +152,7 @@ export class Rng {
   /** A new generator whose stream is independent of this one (seeded from this stream). */
   fork(): Rng {
     const child = new Rng(0);
-    child.setState([this.nextUint32(), this.nextUint32(), this.nextUint32(), this.nextUint32() | 1]);
+    child.setState([this.nextUint32(), this.nextUint32(), this.nextUint32(), (this.nextUint32() | 1) >>> 0]); // `| 1` yields a signed int32: back to unsigned
     return child;
   }
 

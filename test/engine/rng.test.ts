@@ -101,6 +101,14 @@ describe('Rng', () => {
     expect(child.uniform()).not.toBe(parent.uniform());
   });
 
+  it('forks from any parent state (the fourth word may have its top bit set)', () => {
+    // Seeds 0..63 include parents whose fourth drawn word is >= 2^31.
+    for (let seed = 0; seed < 64; seed++) {
+      const child = new Rng(seed).fork();
+      expect(child.getState().every((w) => w >= 0 && w <= 0xffffffff)).toBe(true);
+    }
+  });
+
   it('rejects invalid seeds and states', () => {
     expect(() => new Rng(NaN)).toThrow(/finite/);
     expect(() => new Rng(0).setState([0, 0, 0, 0])).toThrow(/all-zero/);
