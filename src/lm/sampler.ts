@@ -27,7 +27,7 @@
  *      (`truncated`). The loop ends when every sequence has ended. Ended rows are dropped
  *      from the batch (a row gather of the cache) once they are at least an eighth of it.
  *
- * Randomness: each sequence draws from its own generator forked from `rng`, in sequence order
+ * Randomness: each sequence draws from its own `rng.fork()`, forked in sequence order
  * before any work, so a seed fixes every completion whatever `batchSize` is.
  *
  * Log-prob recomputation (`sequenceLogprobs`, `buildLogprobBatch`, `batchLogprobs`): one full
@@ -36,7 +36,7 @@
  * never fed to the model.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../engine/rng.ts';
+import type { Rng } from '../engine/rng.ts';
 import { KVCache } from './kv-cache.ts';
 import type { CausalLM } from './model.ts';
 import type { Tokenizer } from './tokenizer.ts';
@@ -260,7 +260,7 @@ export interface GenerateOptions extends SamplingParams {
   padTokenId: number;
   /** Stop strings, checked on `decode(completion ids so far)` after every token. */
   stop?: { strings: string[]; decode: (ids: number[]) => string };
-  /** Source of every draw; each sequence gets its own generator forked from it. */
+  /** Source of every draw; each sequence gets its own `rng.fork()`. */
   rng: Rng;
   /** Most sequences per forward (bounds the KV cache's memory); default all of them. */
   batchSize?: number;
@@ -296,7 +296,7 @@ export function generate(model: CausalLM, prompts: number[][], options: Generate
   checkPrompts('generate', prompts, V, model, o.maxNewTokens);
   const K = o.numGenerations;
   const N = prompts.length * K;
-  const rngs = Array.from({ length: N }, () => forkRng(o.rng));
+  const rngs = Array.from({ length: N }, () => o.rng.fork());
   const result: GenerationResult = {
     promptIds: Array.from({ length: N }, (_, j) => prompts[Math.floor(j / K)]!),
     completionIds: Array.from({ length: N }, () => []),
@@ -312,17 +312,6 @@ export function generate(model: CausalLM, prompts: number[][], options: Generate
     generateChunk(model, prompts, start, Math.min(N, start + bs), o, rngs, result, scratch);
   }
   return result;
-}
-
-/**
- * An independent generator seeded from four draws of `rng`: what `Rng.fork` does, with the
- * last word kept unsigned (`Rng.fork` passes `x | 1`, a signed int for half the draws,
- * which `setState` rejects).
- */
-function forkRng(rng: Rng): Rng {
-  const child = new Rng(0);
-  child.setState([rng.nextUint32(), rng.nextUint32(), rng.nextUint32(), (rng.nextUint32() | 1) >>> 0]);
-  return child;
 }
 
 interface ValidOptions extends GenerateOptions {
