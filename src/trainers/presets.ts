@@ -9,11 +9,20 @@
 
 /**
  * `arithmetic-tiny`: a ~0.8M-parameter character-level GPT-2 (d=128, 4 layers, 4 heads,
- * context 32) trained from scratch on generated 2-digit addition ("23+45=" -> "68"), sized
- * to finish in a few minutes on a 2-core CPU with the wasm backend. Its final checkpoint is
- * the starting policy of the GRPO arithmetic demo, which wants SFT to leave room for a lift:
- * `steps` is the budget that sets how good the start is (see the measured accuracies in the
- * SFT section of the docs / the commit that set it).
+ * context 32) trained from scratch on generated 2-digit addition ("23+45=" -> "68"; 5,000
+ * training and 500 held-out problems, no prompt shared), sized to finish in minutes on a
+ * 2-core CPU with the wasm backend. Its final checkpoint is the starting policy of the GRPO
+ * arithmetic demo, which wants SFT to leave room for a lift, so `steps` is the knob that
+ * sets how good the start is. Held-out greedy exact-match accuracy by budget (seed 0, wasm,
+ * measured on a shared 2-core machine; CPU time is the process's user time):
+ *
+ * | steps | eval/accuracy | eval/loss | wall-clock | CPU time |
+ * | ----- | ------------- | --------- | ---------- | -------- |
+ * | 200   | 10.6 %        | 0.889     | 2m 28s     | 64 s     |
+ * | 500   | 35.0 %        | 0.555     | 5m 56s     | 147 s    |
+ * | 1000  | 91.2 %        | 0.073     | 7m 49s     | 263 s    |
+ *
+ * The default, 500, is the mediocre start: right about a third of the time.
  */
 const ARITHMETIC_TINY = {
   model: {
