@@ -147,10 +147,10 @@ export class AdamW {
   private momentsFor(variable: tf.Variable): { m: tf.Variable; v: tf.Variable } {
     let s = this.moments.get(variable.name);
     if (!s) {
-      s = {
-        m: tf.variable(tf.zerosLike(variable), false),
-        v: tf.variable(tf.zerosLike(variable), false),
-      };
+      // tf.variable keeps its own reference to the initial data: dispose the temporaries.
+      const zeros = tf.zerosLike(variable);
+      s = { m: tf.variable(zeros, false), v: tf.variable(zeros, false) };
+      zeros.dispose();
       this.moments.set(variable.name, s);
     }
     return s;

@@ -73,6 +73,21 @@ describe('AdamW', () => {
     expect(() => opt.setState({ step: 1, tensors: new Map([['z/m', tf.zeros([3])], ['z/v', tf.zeros([3])]]) })).toThrow(/shape/);
   });
 
+  it('frees all of its memory on dispose', () => {
+    const before = tf.memory();
+    const init = tf.ones([8, 8]);
+    const v = tf.variable(init, true, 'disposable');
+    init.dispose();
+    const opt = new AdamW([v], { learningRate: 0.1 });
+    const g = tf.ones([8, 8]);
+    opt.applyGradients({ disposable: g });
+    opt.dispose();
+    v.dispose();
+    g.dispose();
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numBytes).toBe(before.numBytes);
+  });
+
   it('does not leak tensors across updates', () => {
     const v = tf.variable(tf.ones([4, 4]), true, 'leak');
     const opt = new AdamW([v], { learningRate: 0.1, weightDecay: 0.1 });
