@@ -191,7 +191,10 @@ export function describeType(schema: z.ZodType): string {
       break;
     case 'array': {
       const len = lengthRange(checks, 'items');
-      text = `a list of ${describeType(d.element as z.ZodType).replace(/^an? /, '')}s${len ? ` (${len})` : ''}`;
+      const element = describeType(d.element as z.ZodType);
+      // "a list of strings" for simple element types; spell out compound ones.
+      const list = /^an? \w+$/.test(element) ? `a list of ${element.replace(/^an? /, '')}s` : `a list, each element ${element}`;
+      text = `${list}${len ? ` (${len})` : ''}`;
       break;
     }
     case 'object':
