@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import * as control from './commands/control.ts';
 import * as data from './commands/data.ts';
 import * as grpo from './commands/grpo.ts';
 import * as report from './commands/report.ts';
@@ -18,7 +19,7 @@ const program = new Command()
   .showHelpAfterError()
   .enablePositionalOptions();
 
-const commands: Array<{ register: (p: Command) => void }> = [data, grpo, report, sft];
+const commands: Array<{ register: (p: Command) => void }> = [control, data, grpo, report, sft];
 for (const c of commands) c.register(program);
 
 try {

@@ -19,8 +19,7 @@ export const policyFields = z
     sharedNetwork: z.boolean().default(false).describe('one trunk shared by actor and critic (NPG/TRPO need false)'),
     orthoInit: z.boolean().default(true).describe('orthogonal init with gains sqrt(2) / 0.01 / 1 (SB3 ortho_init)'),
     logStdInit: z.number().gte(-20).lte(5).default(0).describe('initial log-std of the Gaussian policy (box actions); typical -3..1'),
-  })
-  .strict();
+  });
 
 /** Builders for the common fields, each taking the algorithm's default. */
 export const fields = {

@@ -39,8 +39,7 @@ export const A2cConfig = defineConfig(
       normalizeObs: fields.normalizeObs(false),
       normalizeReward: fields.normalizeReward(false),
       policy: fields.policy(),
-    })
-    .strict(),
+    }),
 );
 export type A2cConfig = z.output<typeof A2cConfig.schema>;
 

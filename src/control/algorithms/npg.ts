@@ -42,8 +42,7 @@ export const NpgConfig = defineConfig(
       normalizeObs: fields.normalizeObs(false),
       normalizeReward: fields.normalizeReward(false),
       policy: fields.policy(),
-    })
-    .strict(),
+    }),
 );
 export type NpgConfig = z.output<typeof NpgConfig.schema>;
 

@@ -52,8 +52,7 @@ export const PpoConfig = defineConfig(
       normalizeReward: fields.normalizeReward(false),
       adamEpsilon: fields.adamEpsilon(1e-5),
       policy: fields.policy(),
-    })
-    .strict(),
+    }),
 );
 export type PpoConfig = z.output<typeof PpoConfig.schema>;
 

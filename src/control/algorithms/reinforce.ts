@@ -40,8 +40,7 @@ export const ReinforceConfig = defineConfig(
       normalizeObs: fields.normalizeObs(false),
       normalizeReward: fields.normalizeReward(false),
       policy: fields.policy(),
-    })
-    .strict(),
+    }),
 );
 export type ReinforceConfig = z.output<typeof ReinforceConfig.schema>;
 

@@ -20,8 +20,7 @@ export const TrpoConfig = defineConfig(
     .extend({
       lineSearchShrink: z.number().gt(0).lt(1).default(0.8).describe('step shrink factor per backtrack (SB3 line_search_shrinking_factor); typical 0.5-0.9'),
       lineSearchMaxIters: z.number().int().min(1).max(100).default(10).describe('step sizes tried before giving up (SB3 line_search_max_iter)'),
-    })
-    .strict(),
+    }),
 );
 export type TrpoConfig = z.output<typeof TrpoConfig.schema>;
 
