@@ -284,3 +284,86 @@ export {
 
 // rewards
 export * from '../rewards/index.ts';
+
+// control algorithms
+export {
+  CategoricalDistribution,
+  DiagGaussianDistribution,
+  sampleCategorical,
+  sampleDiagGaussian,
+  type ActionDistribution,
+} from './control/distributions.ts';
+export {
+  ActorCritic,
+  DEFAULT_ARCHITECTURE,
+  POLICY_FILES,
+  orthogonalMatrix,
+  policyActionSpace,
+  clipActions,
+  savePolicy,
+  loadPolicy,
+  type ActResult,
+  type LoadedPolicy,
+  type ParamGroup,
+  type PolicyActionSpace,
+  type PolicyArchitecture,
+  type PolicyMeta,
+  type SavePolicyInfo,
+} from './control/policy.ts';
+export { RolloutBuffer, RolloutCollector, minibatchAdvantages, type Minibatch, type RolloutBufferShape, type RolloutStats } from './control/buffer.ts';
+export { RunningMeanStd, ObsNormalizer, RewardNormalizer, type RunningMeanStdState, type ObsNormalizerState } from './control/normalize.ts';
+export {
+  constantSchedule as constantProgressSchedule,
+  linearSchedule as linearProgressSchedule,
+  makeSchedule as makeProgressSchedule,
+  scheduleStart,
+  type ProgressSchedule,
+  type ScheduleSpec,
+} from './control/schedule.ts';
+export { RmsProp, gradientStep, type Optimizer, type GradientStepResult } from './control/optimize.ts';
+export {
+  conjugateGradient,
+  backtrackingLineSearch,
+  fisherVectorProduct,
+  naturalGradientStep,
+  type CgResult,
+  type FisherVectorProduct,
+  type LineSearchOptions,
+  type LineSearchResult,
+  type NaturalStepOptions,
+  type NaturalStepResult,
+} from './control/natural-gradient.ts';
+export { ALGORITHMS, type AlgoName, type ControlAlgorithm, type UpdateResult } from './control/algorithm.ts';
+export { ALGORITHM_CONFIGS, createAlgorithm, type ControlConfigOf, type AnyControlConfig } from './control/algorithms/index.ts';
+export { ReinforceConfig, createReinforce } from './control/algorithms/reinforce.ts';
+export { A2cConfig, createA2c } from './control/algorithms/a2c.ts';
+export { NpgConfig, createNpg } from './control/algorithms/npg.ts';
+export { TrpoConfig, createTrpo } from './control/algorithms/trpo.ts';
+export { PpoConfig, createPpo, type PpoAlgorithm, type PpoMinibatchStats } from './control/algorithms/ppo.ts';
+export { CONTROL_PRESETS, presetFor, type ControlPreset } from './control/presets.ts';
+export { evaluatePolicy, type EvaluateOptions, type EvalResult } from './control/evaluate.ts';
+export {
+  trainControl,
+  resolveControlConfig,
+  DEFAULT_CONTROL_STEPS,
+  type TrainControlOptions,
+  type TrainControlResult,
+  type ControlMetricsRow,
+  type ResolveControlConfigOptions,
+  type ResolvedControlConfig,
+} from './control/train.ts';
+export {
+  runControlBench,
+  benchJobs,
+  readBenchRun,
+  resampleCurve,
+  summarizeRuns,
+  benchTable,
+  learningCurveSvg,
+  writeBenchReport,
+  type BenchJob,
+  type BenchOptions,
+  type BenchRun,
+  type BenchCell,
+  type BenchResult,
+} from './control/bench.ts';
