@@ -340,7 +340,7 @@ export { A2cConfig, createA2c } from './control/algorithms/a2c.ts';
 export { NpgConfig, createNpg } from './control/algorithms/npg.ts';
 export { TrpoConfig, createTrpo } from './control/algorithms/trpo.ts';
 export { PpoConfig, createPpo, type PpoAlgorithm, type PpoMinibatchStats } from './control/algorithms/ppo.ts';
-export { CONTROL_PRESETS, presetFor, type ControlPreset } from './control/presets.ts';
+export { CONTROL_PRESETS, CLEANRL_PPO_CARTPOLE, presetFor, type ControlPreset } from './control/presets.ts';
 export { evaluatePolicy, type EvaluateOptions, type EvalResult } from './control/evaluate.ts';
 export {
   trainControl,

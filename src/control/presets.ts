@@ -132,3 +132,30 @@ export const CONTROL_PRESETS: Readonly<Record<EnvId, Partial<Record<AlgoName, Co
 export function presetFor(env: EnvId, algo: AlgoName): ControlPreset | null {
   return CONTROL_PRESETS[env]?.[algo] ?? null;
 }
+
+/**
+ * CleanRL's `ppo.py` defaults (the script is tuned on CartPole-v1), in our config names, as
+ * an alternative to the zoo preset: `config` of `trainControl` or a `--config` file, with
+ * `usePreset: false` / `--no-preset`. CleanRL's loss is 0.5 x vf_coef x MSE with vf_coef 0.5,
+ * i.e. vfCoef 0.25 in our MSE units; its 4 minibatches of a 4 x 128 rollout are 128 samples;
+ * clip_vloss clips the value change to the same 0.2; anneal_lr is a linear decay to 0.
+ */
+export const CLEANRL_PPO_CARTPOLE: ControlPreset = {
+  steps: 500_000,
+  config: {
+    numEnvs: 4,
+    numSteps: 128,
+    batchSize: 128,
+    nEpochs: 4,
+    gamma: 0.99,
+    gaeLambda: 0.95,
+    learningRate: lin(2.5e-4),
+    clipRange: 0.2,
+    clipRangeVf: 0.2,
+    entCoef: 0.01,
+    vfCoef: 0.25,
+    maxGradNorm: 0.5,
+    normalizeAdvantage: true,
+  },
+  source: 'CleanRL ppo.py defaults (total_timesteps 500000)',
+};

@@ -9,7 +9,7 @@ import { ALGORITHM_CONFIGS } from '../../src/control/algorithms/index.ts';
 import { ENV_IDS } from '../../src/control/envs/index.ts';
 import { evaluatePolicy } from '../../src/control/evaluate.ts';
 import { ActorCritic, loadPolicy } from '../../src/control/policy.ts';
-import { CONTROL_PRESETS } from '../../src/control/presets.ts';
+import { CLEANRL_PPO_CARTPOLE, CONTROL_PRESETS } from '../../src/control/presets.ts';
 import { resolveControlConfig, trainControl } from '../../src/control/train.ts';
 import { readMetrics } from '../../src/report/metrics.ts';
 import { METRIC_NAMES } from '../../src/report/metric-names.ts';
@@ -59,6 +59,7 @@ describe('resolveControlConfig', () => {
       }
     }
     expect(n).toBeGreaterThanOrEqual(20);
+    expect(ALGORITHM_CONFIGS.ppo.parse(CLEANRL_PPO_CARTPOLE.config).clipRangeVf).toBe(0.2);
   });
 });
 
