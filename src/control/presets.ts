@@ -48,7 +48,7 @@ export const CONTROL_PRESETS: Readonly<Record<EnvId, Partial<Record<AlgoName, Co
     npg: { steps: 100_000, config: trpoCartPole, source: 'rl-baselines3-zoo trpo.yml CartPole-v1, without the line search' },
     reinforce: {
       steps: 100_000,
-      config: { numEnvs: 4, numSteps: 128, gamma: 0.99, learningRate: 5e-3, baseline: true, normalizeAdvantage: true },
+      config: { numEnvs: 4, numSteps: 512, gamma: 0.99, learningRate: 5e-3, baseline: true, normalizeAdvantage: true },
       source: 'step budget from rl-baselines3-zoo reinforce.yml CartPole-v1 (Monte-Carlo baseline); other values chosen for rlvr',
     },
   },
