@@ -86,7 +86,7 @@ function transposed(shape: number[], t: boolean): number[] {
 }
 
 beforeAll(() => {
-  expect(applyWasmFixes()).toEqual([WASM_FIX_NAMES.batchMatMul, WASM_FIX_NAMES.fusedMatMul, WASM_FIX_NAMES.unsortedSegmentSum]);
+  expect(applyWasmFixes()).toEqual(Object.values(WASM_FIX_NAMES));
   expect(applyWasmFixes()).toHaveLength(3); // idempotent
 });
 
@@ -225,3 +225,64 @@ describe('UnsortedSegmentSum / gather gradient', () => {
     tf.dispose([x, ids]);
   });
 });
+
+/**
+ * Batched products above the split threshold (one XNNPACK product per entry), products with
+ * many rows (b under a temporary id), and edge sizes (k = 1, n = 1, one entry). a is
+ * [..., m, k], b is [..., k, n] before transposition.
+ */
+const XNN_SHAPES: Array<{ name: string; a: number[]; b: number[]; broadcast?: boolean }> = [
+  { name: 'batched 3 x [20, 16] x [16, 24]', a: [3, 20, 16], b: [3, 16, 24] },
+  { name: '4-D attention scores [2, 3, 33, 8] x [2, 3, 8, 33]', a: [2, 3, 33, 8], b: [2, 3, 8, 33] },
+  { name: '4-D attention context [2, 2, 40, 40] x [2, 2, 40, 8]', a: [2, 2, 40, 40], b: [2, 2, 40, 8] },
+  { name: 'grouped-query rows [1, 2, 48, 16] x [1, 2, 16, 24]', a: [1, 2, 48, 16], b: [1, 2, 16, 24] },
+  { name: 'k = 1', a: [4, 32, 1], b: [4, 1, 32] },
+  { name: 'n = 1', a: [3, 64, 16], b: [3, 16, 1] },
+  { name: 'one entry, rank 3', a: [1, 40, 12], b: [1, 12, 20] },
+  { name: 'shared a [1, 24, 16] x [3, 16, 20]', a: [1, 24, 16], b: [3, 16, 20], broadcast: true },
+  { name: 'rank 2 a x batched b', a: [24, 16], b: [3, 16, 20], broadcast: true },
+  { name: 'many rows [300, 7] x [7, 5]', a: [300, 7], b: [7, 5] },
+  { name: 'many rows folded [3, 100, 9] x [9, 4]', a: [3, 100, 9], b: [9, 4], broadcast: true },
+];
+
+describe('BatchMatMul on XNNPACK per entry and with uncached b', () => {
+  for (const { name, a, b, broadcast } of XNN_SHAPES) {
+    for (const [ta, tb] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
+      it(`${name}, transposeA=${ta}, transposeB=${tb}: forward${broadcast ? '' : ' and gradients'} match cpu`, async () => {
+        const f = matMulCase(transposed(a, ta), transposed(b, tb), ta, tb, false, broadcast);
+        expectClose(await on('wasm', f), await on('cpu', f), `${name} ${ta} ${tb}`);
+      });
+    }
+  }
+
+  it('matches an independent float64 product per entry, and frees everything it registers', async () => {
+    await tf.setBackend('wasm');
+    const [N, m, k, n] = [5, 17, 11, 13];
+    const av = data([N, m, k], 21);
+    const bv = data([N, k, n], 22);
+    const a = tf.tensor3d(av, [N, m, k]);
+    const b = tf.tensor3d(bv, [N, k, n]);
+    tf.matMul(a, b).dispose(); // warm up
+    const before = tf.engine().backend.numDataIds();
+    const got = tf.matMul(a, b);
+    const g = got.dataSync();
+    for (let e = 0; e < N; e++) {
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let t = 0; t < k; t++) s += av[(e * m + i) * k + t]! * bv[(e * k + t) * n + j]!;
+          expect(Math.abs(g[(e * m + i) * n + j]! - s)).toBeLessThan(1e-4);
+        }
+      }
+    }
+    got.dispose();
+    expect(tf.engine().backend.numDataIds()).toBe(before);
+    tf.dispose([a, b]);
+  });
+});
+
