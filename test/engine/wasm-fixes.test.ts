@@ -87,7 +87,7 @@ function transposed(shape: number[], t: boolean): number[] {
 
 beforeAll(() => {
   expect(applyWasmFixes()).toEqual(Object.values(WASM_FIX_NAMES));
-  expect(applyWasmFixes()).toHaveLength(3); // idempotent
+  expect(applyWasmFixes()).toHaveLength(4); // idempotent
 });
 
 describe('BatchMatMul fix', () => {
@@ -283,6 +283,31 @@ describe('BatchMatMul on XNNPACK per entry and with uncached b', () => {
     got.dispose();
     expect(tf.engine().backend.numDataIds()).toBe(before);
     tf.dispose([a, b]);
+  });
+});
+
+describe('Identity shares the buffer', () => {
+  it('a clone keeps its values after the original is disposed, and shares the data id', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+    const y = tf.clone(x);
+    expect(y.dataId).toBe(x.dataId);
+    const before = tf.engine().backend.numDataIds();
+    x.dispose();
+    expect(tf.engine().backend.numDataIds()).toBe(before); // y still holds the buffer
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3, 4, 5, 6]);
+    y.dispose();
+    expect(tf.engine().backend.numDataIds()).toBe(before - 1);
+  });
+
+  it('saved tensors of a gradient still give cpu-identical gradients', async () => {
+    const f = (): tf.Tensor[] => {
+      const x = tf.tensor(data([6, 5], 31), [6, 5]);
+      const w = tf.tensor(data([5, 4], 32), [5, 4]);
+      const [gx, gw] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.square(tf.sigmoid(tf.matMul(tf.exp(p), q)))))([x, w]);
+      return [gx!, gw!];
+    };
+    expectClose(await on('wasm', f), await on('cpu', f), 'saved tensors');
   });
 });
 
