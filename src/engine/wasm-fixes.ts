@@ -49,6 +49,13 @@
  *    `Reshape` already does. Training a 30-layer 135M model: the wasm heap drops by about
  *    the size of all saved tensors.
  *
+ * 4. `Slice` (and `SplitV`, which slices) copied the whole input out of the wasm heap
+ *    (`readSync`) on every call before copying the slice; splitting a [N, 3D] projection
+ *    into Q, K, V copied it four times, and slicing [B, T, V] logits made a full JS-side
+ *    copy of them. The fix reads the input in place and copies only the slice (contiguous
+ *    runs of the innermost axes); SplitV is re-registered on the same code, since the
+ *    stock one calls the stock Slice function directly.
+ *
  * The fixes only touch kernels registered for the 'wasm' backend; other backends are
  * unaffected. `applyWasmFixes` is idempotent and `removeWasmFixes` restores the
  * original kernels (used by the benchmark to measure the difference).
@@ -71,6 +78,7 @@ export const WASM_FIX_NAMES = {
   fusedMatMul: '_FusedMatMul: transposes materialised and single-matrix b folded, so XNNPACK runs',
   unsortedSegmentSum: 'UnsortedSegmentSum: JS kernel (gradient of gather / embedding lookup)',
   identity: 'Identity: shares the input buffer instead of copying it (tensors saved for gradients)',
+  slice: 'Slice, SplitV: read the input in place instead of copying all of it first',
 } as const;
 
 /** The kernel configs that were registered before the fixes, by kernel name (null: none was). */
@@ -306,7 +314,7 @@ function fastPathMatMul(original: tf.KernelFunc, direct: boolean): tf.KernelFunc
 }
 
 // -----------------------------------------------------------------------------------------
-// 3. Identity.
+// 3. Identity, 4. Slice.
 
 function sharedIdentity(original: tf.KernelFunc): tf.KernelFunc {
   return (args: KernelArgs) => {
@@ -315,6 +323,93 @@ function sharedIdentity(original: tf.KernelFunc): tf.KernelFunc {
     if (x.dtype === 'string') return original(args);
     (args.backend as BackendWasm).incRef(x.dataId);
     return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+  };
+}
+
+/** Copy x[begin : begin + size] (any rank, numeric dtypes) out of the wasm heap without copying the rest of x. */
+function sliceInPlace(backend: BackendWasm, x: tf.TensorInfo, begin: number[], size: number[]): tf.TensorInfo {
+  const shape = x.shape;
+  const r = shape.length;
+  for (let d = 0; d < r; d++) {
+    if (begin[d]! < 0 || size[d]! < 0 || begin[d]! + size[d]! > shape[d]!) {
+      throw new Error(
+        `Slice (wasm): begin [${begin.join(', ')}] + size [${size.join(', ')}] is outside the input shape [${shape.join(', ')}] on axis ${d}`,
+      );
+    }
+  }
+  const out = backend.makeOutput([...size], x.dtype);
+  const total = size.reduce((p, d) => p * d, 1);
+  if (total === 0) return out;
+  // Views are taken after the allocation: growing the wasm heap detaches older views.
+  const xv = backend.typedArrayFromHeap(x);
+  const ov = backend.typedArrayFromHeap(out);
+  // The innermost axes whose slice is the whole axis, plus the one before them, form
+  // contiguous runs in the input.
+  let j = r - 1;
+  let run = r === 0 ? 1 : size[j]!;
+  while (j > 0 && size[j] === shape[j]) {
+    j--;
+    run *= size[j]!;
+  }
+  const strides = new Array<number>(r).fill(1);
+  for (let d = r - 2; d >= 0; d--) strides[d] = strides[d + 1]! * shape[d + 1]!;
+  let base = 0;
+  for (let d = 0; d < r; d++) base += begin[d]! * strides[d]!;
+  if (run === total) {
+    ov.set(xv.subarray(base, base + run));
+    return out;
+  }
+  // Odometer over the axes before j.
+  const idx = new Array<number>(j).fill(0);
+  for (let o = 0; o < total; o += run) {
+    let src = base;
+    for (let d = 0; d < j; d++) src += idx[d]! * strides[d]!;
+    ov.set(xv.subarray(src, src + run), o);
+    for (let d = j - 1; d >= 0; d--) {
+      if (++idx[d]! < size[d]!) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+function inPlaceSlice(original: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const x = args.inputs['x'];
+    if (x === undefined) throw new Error('Slice (wasm): expected input x');
+    if (x.dtype === 'string') return original(args);
+    const params = tf.slice_util.parseSliceParams(
+      x as tf.Tensor,
+      args.attrs?.['begin'] as number | number[],
+      args.attrs?.['size'] as number | number[] | undefined,
+    );
+    return sliceInPlace(args.backend as BackendWasm, x, params[0]!, params[1]!);
+  };
+}
+
+/** SplitV as slices read in place (the stock kernel calls the stock Slice directly). */
+function inPlaceSplitV(original: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const x = args.inputs['x'];
+    if (x === undefined) throw new Error('SplitV (wasm): expected input x');
+    if (x.dtype === 'string') return original(args);
+    const backend = args.backend as BackendWasm;
+    const axis = tf.util.parseAxisParam(args.attrs?.['axis'] as number, x.shape)[0]!;
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, args.attrs?.['numOrSizeSplits'] as number | number[], axis);
+    const begin = new Array<number>(x.shape.length).fill(0);
+    const outs: tf.TensorInfo[] = [];
+    try {
+      for (const s of sizes) {
+        const size = [...x.shape];
+        size[axis] = s;
+        outs.push(sliceInPlace(backend, x, [...begin], size));
+        begin[axis]! += s;
+      }
+    } catch (e) {
+      for (const t of outs) backend.disposeData(t.dataId);
+      throw e;
+    }
+    return outs;
   };
 }
 
@@ -414,6 +509,8 @@ export function applyWasmFixes(): string[] {
     }));
   }
   wrapKernel('Identity', sharedIdentity);
+  wrapKernel('Slice', inPlaceSlice);
+  wrapKernel('SplitV', inPlaceSplitV);
   return appliedNames();
 }
 
@@ -423,6 +520,7 @@ function appliedNames(): string[] {
   if (originals.has('_FusedMatMul')) names.push(WASM_FIX_NAMES.fusedMatMul);
   if (originals.has('UnsortedSegmentSum')) names.push(WASM_FIX_NAMES.unsortedSegmentSum);
   if (originals.has('Identity')) names.push(WASM_FIX_NAMES.identity);
+  if (originals.has('Slice') && originals.has('SplitV')) names.push(WASM_FIX_NAMES.slice);
   return names;
 }
 

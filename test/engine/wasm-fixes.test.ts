@@ -87,7 +87,7 @@ function transposed(shape: number[], t: boolean): number[] {
 
 beforeAll(() => {
   expect(applyWasmFixes()).toEqual(Object.values(WASM_FIX_NAMES));
-  expect(applyWasmFixes()).toHaveLength(4); // idempotent
+  expect(applyWasmFixes()).toHaveLength(5); // idempotent
 });
 
 describe('BatchMatMul fix', () => {
@@ -308,6 +308,65 @@ describe('Identity shares the buffer', () => {
       return [gx!, gw!];
     };
     expectClose(await on('wasm', f), await on('cpu', f), 'saved tensors');
+  });
+});
+
+describe('Slice reads in place', () => {
+  const CASES: Array<{ shape: number[]; begin: number[]; size: number[] }> = [
+    { shape: [10], begin: [3], size: [5] },
+    { shape: [6, 9], begin: [1, 0], size: [4, 9] }, // contiguous rows
+    { shape: [6, 9], begin: [2, 3], size: [3, 4] },
+    { shape: [6, 9], begin: [0, 8], size: [-1, 1] }, // last column, -1 = to the end
+    { shape: [3, 4, 5], begin: [1, 1, 0], size: [2, 2, 5] },
+    { shape: [3, 4, 5], begin: [0, 0, 2], size: [3, 4, 3] },
+    { shape: [2, 3, 4, 5], begin: [1, 0, 1, 1], size: [1, 3, 2, 3] },
+    { shape: [2, 3, 2, 4, 3], begin: [0, 1, 1, 0, 2], size: [2, 2, 1, 4, 1] }, // rank 5
+    { shape: [4, 7], begin: [1, 2], size: [0, 3] }, // empty
+  ];
+  for (const { shape, begin, size } of CASES) {
+    it(`[${shape}] begin [${begin}] size [${size}]: float32, int32, bool and the gradient match cpu`, async () => {
+      const f = (): tf.Tensor[] => {
+        const x = tf.tensor(data(shape, 41), shape);
+        const xi = tf.cast(tf.mul(x, 10), 'int32');
+        const xb = tf.greater(x, 0);
+        const g = tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.slice(t, begin, size))))(x);
+        return [tf.slice(x, begin, size), tf.slice(xi, begin, size), tf.cast(tf.slice(xb, begin, size), 'int32'), g];
+      };
+      expectClose(await on('wasm', f), await on('cpu', f), `slice [${shape}]`, 0);
+    });
+  }
+
+  it('split along the last axis (Q, K, V of a fused projection) matches known values', async () => {
+    const [q, k, v] = await on('wasm', () => tf.split(tf.tensor2d([0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15], [2, 6]), 3, 1));
+    expect(q!.values).toEqual([0, 1, 10, 11]);
+    expect(k!.values).toEqual([2, 3, 12, 13]);
+    expect(v!.values).toEqual([4, 5, 14, 15]);
+  });
+
+  it('split with sizes (and -1) along each axis: values and gradients match cpu', async () => {
+    const f = (): tf.Tensor[] => {
+      const x = tf.tensor(data([4, 6, 5], 42), [4, 6, 5]);
+      const outs: tf.Tensor[] = [];
+      for (const [axis, sizes] of [
+        [0, [1, 3]],
+        [1, [2, -1, 1]],
+        [2, [3, 2]],
+        [-1, 5],
+      ] as Array<[number, number | number[]]>) {
+        outs.push(...tf.split(x, sizes, axis));
+        const w = tf.tensor(data([4, 6, 5], 43), [4, 6, 5]);
+        outs.push(tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.concat(tf.split(t, sizes, axis).map((p, i) => tf.mul(p, i + 1)), axis), w)))(x));
+      }
+      return outs;
+    };
+    expectClose(await on('wasm', f), await on('cpu', f), 'split', 1e-6);
+  });
+
+  it('an out-of-range slice is a clear error', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.zeros([3, 4]);
+    expect(() => tf.slice(x, [1, 2], [2, 3])).toThrow(/outside the input shape \[3, 4\] on axis 1/);
+    x.dispose();
   });
 });
 
