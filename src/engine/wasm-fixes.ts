@@ -56,11 +56,17 @@
  *    runs of the innermost axes); SplitV is re-registered on the same code, since the
  *    stock one calls the stock Slice function directly.
  *
+ * 5. `Sum` over leading axes (the gradient of every bias and norm gain: [N, D] -> [D])
+ *    transposed the input and reduced the rows with a scalar loop (~4-8 ns per element).
+ *    The fix adds the two halves of the rows with the (vectorised) `Add` kernel, in place
+ *    views of the input, halving until one row is left (pairwise summation, which is also
+ *    more accurate): ~0.3 ns per element, 10-25x faster.
+ *
  * The fixes only touch kernels registered for the 'wasm' backend; other backends are
  * unaffected. `applyWasmFixes` is idempotent and `removeWasmFixes` restores the
  * original kernels (used by the benchmark to measure the difference).
  *
- * Item 1 (split and temporary ids) addresses tensors inside the wasm heap through
+ * Items 1 (split and temporary ids) and 5 address tensors inside the wasm heap through
  * internals of tfjs-backend-wasm 4.22 (the backend's id counter, its data map, the exported
  * C functions `_BatchMatMul`, `register_tensor` and `dispose_data`); the package version is
  * pinned. When those are missing the wrappers fall back to the stock kernels.
@@ -79,6 +85,7 @@ export const WASM_FIX_NAMES = {
   unsortedSegmentSum: 'UnsortedSegmentSum: JS kernel (gradient of gather / embedding lookup)',
   identity: 'Identity: shares the input buffer instead of copying it (tensors saved for gradients)',
   slice: 'Slice, SplitV: read the input in place instead of copying all of it first',
+  sum: 'Sum: leading-axis reductions as pairwise vectorised adds',
 } as const;
 
 /** The kernel configs that were registered before the fixes, by kernel name (null: none was). */
@@ -159,6 +166,20 @@ function viewId(ix: WasmInternals, offset: number, size: number): number {
 /** Forget a temporary id (also deletes the XNNPACK operator cached on it); the memory stays. */
 function dropId(ix: WasmInternals, id: number): void {
   ix.wasm.tfjs.disposeData(id);
+}
+
+/** A tensor that kernels can read, aliasing `size(shape)` elements at byte `offset`; release with `dropView`. */
+function view(ix: WasmInternals, offset: number, shape: number[], dtype: tf.DataType): tf.TensorInfo {
+  const dataId = {};
+  const id = viewId(ix, offset, shape.reduce((p, d) => p * d, 1));
+  ix.dataIdMap.set(dataId, { id, memoryOffset: offset, shape, dtype, refCount: 1 });
+  return { dataId, shape, dtype };
+}
+
+function dropView(ix: WasmInternals, t: tf.TensorInfo): void {
+  const id = idOf(ix, t);
+  ix.dataIdMap.delete(t.dataId);
+  dropId(ix, id);
 }
 
 // -----------------------------------------------------------------------------------------
@@ -314,7 +335,7 @@ function fastPathMatMul(original: tf.KernelFunc, direct: boolean): tf.KernelFunc
 }
 
 // -----------------------------------------------------------------------------------------
-// 3. Identity, 4. Slice.
+// 3. Identity, 4. Slice, 5. Sum.
 
 function sharedIdentity(original: tf.KernelFunc): tf.KernelFunc {
   return (args: KernelArgs) => {
@@ -410,6 +431,75 @@ function inPlaceSplitV(original: tf.KernelFunc): tf.KernelFunc {
       throw e;
     }
     return outs;
+  };
+}
+
+/** Sum a float32 [N, D] tensor over its rows by halving: rows [0, h) + rows [h, 2h) with the Add kernel. */
+function sumRows(backend: BackendWasm, ix: WasmInternals, add: tf.KernelFunc, x: tf.TensorInfo, N: number, D: number): tf.TensorInfo {
+  let cur = x; // [rows, D]
+  let owned = false;
+  let rows = N;
+  try {
+    while (rows > 1) {
+      const h = Math.floor(rows / 2);
+      const off = offsetOf(ix, cur);
+      const lo = view(ix, off, [h, D], 'float32');
+      const hi = view(ix, off + 4 * h * D, [h, D], 'float32');
+      let next: tf.TensorInfo;
+      try {
+        next = add({ inputs: { a: lo, b: hi }, backend, attrs: {} }) as tf.TensorInfo; // [h, D]
+      } finally {
+        dropView(ix, lo);
+        dropView(ix, hi);
+      }
+      if (rows % 2 === 1) {
+        // Fold the odd last row into row 0 of the new buffer.
+        const nOff = offsetOf(ix, next);
+        const first = view(ix, nOff, [1, D], 'float32');
+        const last = view(ix, off + 4 * 2 * h * D, [1, D], 'float32');
+        let s: tf.TensorInfo;
+        try {
+          s = add({ inputs: { a: first, b: last }, backend, attrs: {} }) as tf.TensorInfo; // [1, D]
+        } finally {
+          dropView(ix, first);
+          dropView(ix, last);
+        }
+        const heap = ix.wasm.HEAPU8.buffer;
+        new Float32Array(heap, offsetOf(ix, next), D).set(new Float32Array(heap, offsetOf(ix, s), D));
+        backend.disposeData(s.dataId);
+      }
+      if (owned) backend.disposeData(cur.dataId);
+      cur = next;
+      owned = true;
+      rows = h;
+    }
+  } catch (e) {
+    if (owned) backend.disposeData(cur.dataId);
+    throw e;
+  }
+  return cur;
+}
+
+function leadingAxesSum(original: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const x = args.inputs['x'];
+    if (x === undefined) throw new Error('Sum (wasm): expected input x');
+    const backend = args.backend as BackendWasm;
+    const acc = access(backend);
+    const add = tf.getKernel('Add', 'wasm');
+    if (acc === null || add === undefined || x.dtype !== 'float32') return original(args);
+    const axes = [...new Set(tf.util.parseAxisParam(args.attrs?.['axis'] as number | number[], x.shape))].sort((p, q) => p - q);
+    const p = axes.length;
+    if (p === 0 || p === x.shape.length || axes.some((ax, i) => ax !== i)) return original(args); // not a proper prefix
+    let N = 1;
+    for (let i = 0; i < p; i++) N *= x.shape[i]!;
+    let D = 1;
+    for (let i = p; i < x.shape.length; i++) D *= x.shape[i]!;
+    if (N < 2 || D === 0 || N * D < 1024) return original(args); // small: the stock kernel is as fast
+    const out = sumRows(backend, acc.ix, add.kernelFunc, x, N, D);
+    const keepDims = Boolean(args.attrs?.['keepDims']);
+    const shape = keepDims ? x.shape.map((d, i) => (i < p ? 1 : d)) : x.shape.slice(p);
+    return { dataId: out.dataId, shape, dtype: 'float32' };
   };
 }
 
@@ -511,6 +601,7 @@ export function applyWasmFixes(): string[] {
   wrapKernel('Identity', sharedIdentity);
   wrapKernel('Slice', inPlaceSlice);
   wrapKernel('SplitV', inPlaceSplitV);
+  wrapKernel('Sum', leadingAxesSum);
   return appliedNames();
 }
 
@@ -521,6 +612,7 @@ function appliedNames(): string[] {
   if (originals.has('UnsortedSegmentSum')) names.push(WASM_FIX_NAMES.unsortedSegmentSum);
   if (originals.has('Identity')) names.push(WASM_FIX_NAMES.identity);
   if (originals.has('Slice') && originals.has('SplitV')) names.push(WASM_FIX_NAMES.slice);
+  if (originals.has('Sum')) names.push(WASM_FIX_NAMES.sum);
   return names;
 }
 

@@ -87,7 +87,7 @@ function transposed(shape: number[], t: boolean): number[] {
 
 beforeAll(() => {
   expect(applyWasmFixes()).toEqual(Object.values(WASM_FIX_NAMES));
-  expect(applyWasmFixes()).toHaveLength(5); // idempotent
+  expect(applyWasmFixes()).toHaveLength(6); // idempotent
 });
 
 describe('BatchMatMul fix', () => {
@@ -370,3 +370,43 @@ describe('Slice reads in place', () => {
   });
 });
 
+describe('Sum over leading axes', () => {
+  const CASES: Array<{ shape: number[]; axis: number | number[]; keepDims?: boolean }> = [
+    { shape: [2048, 3], axis: 0 },
+    { shape: [37, 64], axis: 0 }, // odd row counts at several levels
+    { shape: [1000, 33], axis: 0, keepDims: true },
+    { shape: [2, 512], axis: 0 },
+    { shape: [5, 7, 40], axis: [0, 1] },
+    { shape: [5, 7, 40], axis: [1, 0], keepDims: true },
+    { shape: [9, 130], axis: -2 },
+    { shape: [64, 6, 5], axis: 0 },
+    { shape: [40, 50], axis: 1 }, // innermost: the stock kernel
+    { shape: [6, 40, 50], axis: [0, 2] }, // not a prefix: the stock kernel
+    { shape: [3, 4], axis: 0 }, // small: the stock kernel
+  ];
+  for (const { shape, axis, keepDims } of CASES) {
+    it(`[${shape}] axis ${JSON.stringify(axis)}${keepDims ? ' keepDims' : ''}: value and gradient match cpu`, async () => {
+      const f = (): tf.Tensor[] => {
+        const x = tf.tensor(data(shape, 51), shape);
+        const g = tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.sum(t, axis, keepDims))))(x);
+        return [tf.sum(x, axis, keepDims), g];
+      };
+      expectClose(await on('wasm', f), await on('cpu', f), `sum [${shape}]`, 1e-5);
+    });
+  }
+
+  it('sums 0..N-1 down the rows exactly, and leaks nothing', async () => {
+    await tf.setBackend('wasm');
+    const N = 1001;
+    const D = 4;
+    const x = tf.tensor2d(Float32Array.from({ length: N * D }, (_, i) => Math.floor(i / D) * (1 + (i % D))), [N, D]);
+    tf.sum(x, 0).dispose(); // warm up
+    const before = tf.engine().backend.numDataIds();
+    const s = tf.sum(x, 0);
+    // column c holds r (c + 1) in row r: sum = (c + 1) N (N - 1) / 2, exact in float32 below 2^24
+    expect(Array.from(s.dataSync())).toEqual([1, 2, 3, 4].map((c) => (c * N * (N - 1)) / 2));
+    s.dispose();
+    expect(tf.engine().backend.numDataIds()).toBe(before);
+    x.dispose();
+  });
+});
