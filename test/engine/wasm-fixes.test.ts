@@ -87,7 +87,7 @@ function transposed(shape: number[], t: boolean): number[] {
 
 beforeAll(() => {
   expect(applyWasmFixes()).toEqual(Object.values(WASM_FIX_NAMES));
-  expect(applyWasmFixes()).toHaveLength(6); // idempotent
+  expect(applyWasmFixes()).toHaveLength(Object.keys(WASM_FIX_NAMES).length); // idempotent
 });
 
 describe('BatchMatMul fix', () => {
@@ -410,3 +410,50 @@ describe('Sum over leading axes', () => {
     x.dispose();
   });
 });
+
+describe('Cast to the same dtype shares the buffer', () => {
+  it('values, the shared data id, and a cast to another dtype still converting', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor1d([1.5, -2.25, 3]);
+    const y = tf.cast(x, 'float32');
+    expect(y.dataId).toBe(x.dataId);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1.5, -2.25, 3]);
+    const z = tf.cast(y, 'int32');
+    expect(z.dataId).not.toBe(y.dataId);
+    expect(Array.from(z.dataSync())).toEqual([1, -2, 3]);
+    tf.dispose([y, z]);
+  });
+});
+
+describe('Transpose of large planes, blocked', () => {
+  const CASES: Array<{ shape: number[]; perm: number[] }> = [
+    { shape: [512, 128], perm: [1, 0] }, // width divisible by 16
+    { shape: [1024, 40], perm: [1, 0] }, // by 8 only
+    { shape: [300, 130], perm: [1, 0] }, // neither: the stock kernel
+    { shape: [3, 256, 160], perm: [0, 2, 1] },
+    { shape: [1, 2048, 32], perm: [0, 2, 1] }, // size-1 axis kept in place
+    { shape: [2048, 1, 32], perm: [1, 2, 0] }, // size-1 axis moving
+    { shape: [2, 2, 128, 144], perm: [0, 1, 3, 2] },
+    { shape: [64, 32, 4, 64], perm: [0, 2, 1, 3] }, // not a last-two swap: the stock kernel
+    { shape: [16, 8], perm: [1, 0] }, // small: the stock kernel
+  ];
+  for (const { shape, perm } of CASES) {
+    it(`[${shape}] perm [${perm}]: float32, int32 and the gradient match cpu`, async () => {
+      const f = (): tf.Tensor[] => {
+        const x = tf.tensor(data(shape, 61), shape);
+        const w = tf.tensor(data(perm.map((p) => shape[p]!), 62), perm.map((p) => shape[p]!));
+        const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.transpose(t, perm), w)))(x);
+        return [tf.transpose(x, perm), tf.transpose(tf.cast(tf.mul(x, 100), 'int32'), perm), g];
+      };
+      expectClose(await on('wasm', f), await on('cpu', f), `transpose [${shape}]`, 0);
+    });
+  }
+
+  it('matches a hand-built transpose', async () => {
+    const [r] = await on('wasm', () => [tf.transpose(tf.tensor2d(Float32Array.from({ length: 256 * 128 }, (_, i) => i), [256, 128]))]);
+    expect(r!.shape).toEqual([128, 256]);
+    for (const [i, j] of [[0, 0], [0, 1], [1, 0], [127, 255], [17, 200]] as const) expect(r!.values[i * 256 + j]).toBe(j * 128 + i);
+  });
+});
+
