@@ -457,3 +457,50 @@ describe('Transpose of large planes, blocked', () => {
   });
 });
 
+describe('GatherV2 and Concat as row copies', () => {
+  it('gather along axis 0 (embedding lookup, 1-D and 2-D ids, int32 table) matches cpu; other axes too', async () => {
+    const f = (): tf.Tensor[] => {
+      const table = tf.tensor(data([50, 7], 71), [50, 7]);
+      const ids1 = tf.tensor1d([3, 0, 49, 3, 17], 'int32');
+      const ids2 = tf.tensor2d([[1, 2, 3], [49, 48, 0]], [2, 3], 'int32');
+      const t3 = tf.tensor(data([6, 4, 5], 72), [6, 4, 5]);
+      return [
+        tf.gather(table, ids1),
+        tf.gather(table, ids2),
+        tf.gather(tf.cast(tf.mul(table, 10), 'int32'), ids1),
+        tf.gather(t3, tf.tensor1d([5, 5, 0], 'int32')),
+        tf.gather(t3, tf.tensor1d([3, 1], 'int32'), 1), // axis 1: the stock kernel
+        tf.gather(tf.tensor1d([4, 5, 6]), tf.tensor1d([2, 0], 'int32')),
+      ];
+    };
+    expectClose(await on('wasm', f), await on('cpu', f), 'gather', 0);
+  });
+
+  it('an out-of-range id is a clear error and leaks nothing', async () => {
+    await tf.setBackend('wasm');
+    const table = tf.zeros([4, 3]);
+    const ids = tf.tensor1d([1, 4], 'int32');
+    const before = tf.engine().backend.numDataIds();
+    expect(() => tf.gather(table, ids)).toThrow(/index 4 at flat position 1 is outside \[0, 3\]/);
+    expect(tf.engine().backend.numDataIds()).toBe(before);
+    tf.dispose([table, ids]);
+  });
+
+  it('concat along every axis, with an empty part, int32, and the gradient, matches cpu', async () => {
+    const f = (): tf.Tensor[] => {
+      const a = tf.tensor(data([3, 4, 5], 81), [3, 4, 5]);
+      const b = tf.tensor(data([3, 2, 5], 82), [3, 2, 5]);
+      const c = tf.tensor(data([3, 4, 1], 83), [3, 4, 1]);
+      const w = tf.tensor(data([3, 6, 5], 84), [3, 6, 5]);
+      return [
+        tf.concat([a, a], 0),
+        tf.concat([a, b, tf.zeros([3, 0, 5])], 1),
+        tf.concat([a, c, a], 2),
+        tf.concat([tf.cast(a, 'int32'), tf.cast(b, 'int32')], 1),
+        tf.concat([tf.tensor1d([1, 2]), tf.tensor1d([3])]),
+        tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.concat([t, b], 1), w)))(a),
+      ];
+    };
+    expectClose(await on('wasm', f), await on('cpu', f), 'concat', 0);
+  });
+});
