@@ -33,7 +33,12 @@
  *      replaces the weights. Products with fewer rows (decoding) keep the cache, because
  *      they reuse the same weights every token.
  *    Same arithmetic per entry as XNNPACK's single product; results match the slow loop to
- *    float32 rounding.
+ *    float32 rounding. XNNPACK's operator cache is keyed by b's tensor id alone, and tensors
+ *    sharing a buffer (reshapes in stock tfjs, and the shared outputs of items 3, 6 and 7)
+ *    share the id: every product that lets XNNPACK cache under b's own id first checks that
+ *    the buffer was not cached with another [k, n] (`cacheable`), else b goes in under a
+ *    temporary id. Without the check, a [1, 4] gradient seen as [4, 1] after a no-op
+ *    transpose reused the operator packed for the other shape and returned garbage.
  *
  * 2. `UnsortedSegmentSum` is not registered for wasm, so the gradient of `tf.gather`
  *    (every embedding lookup) throws. The fix registers a JavaScript kernel that reads
@@ -70,7 +75,10 @@
  *    ~8 ns per element. Large planes are now permuted as [..., r, c/16, 16] -> [..., c/16,
  *    16, r] (same bytes as the transpose), which the stock 3-D loop walks cache-friendly:
  *    ~1.3 ns per element at [2048, 256], ~4-5 at [2048, 1024] (power-of-two widths keep
- *    some cache-set conflicts). Per d=256 step: Transpose 144 -> 84 ms.
+ *    some cache-set conflicts). Per d=256 step: Transpose 144 -> 84 ms. A permutation that
+ *    moves no bytes (identity, or only size-1 axes moving) shares the buffer instead of
+ *    copying it: the gradient of every embedding lookup asked for one, a 113 MB copy of the
+ *    [49152, 576] table gradient in a 135M-model step.
  *
  * 8. `GatherV2` along axis 0 (embedding lookups) ran a generic index loop (~15 ms for 2048
  *    rows of 256); `Concat` allocated a typed-array view per copied run. Both now copy rows
@@ -102,7 +110,7 @@ export const WASM_FIX_NAMES = {
   slice: 'Slice, SplitV: read the input in place instead of copying all of it first',
   sum: 'Sum: leading-axis reductions as pairwise vectorised adds',
   cast: 'Cast: to the same dtype shares the input buffer instead of copying it',
-  transpose: 'Transpose: last-two-axes swaps of large planes blocked for the cache',
+  transpose: 'Transpose: last-two-axes swaps of large planes blocked for the cache; no-op permutations share the buffer',
   copies: 'GatherV2, Concat: axis-0 gathers and concatenations as row copies within the heap',
 } as const;
 
@@ -235,6 +243,49 @@ export function splitBatchPays(m: number, k: number, n: number): boolean {
 }
 
 /**
+ * The shape each buffer was first multiplied with as a cached b, by data id. XNNPACK's
+ * operator cache is keyed by b's tensor id alone, not its shape, and tensors that share a
+ * buffer share the id (reshapes; and the shared outputs of Identity, Cast and no-op
+ * Transpose): a buffer used as b with a second shape would reuse the operator packed for
+ * the first and return garbage. Other shapes get a temporary id instead (packed per call).
+ */
+const cachedShape = new WeakMap<object, string>();
+
+/** Whether XNNPACK may cache its operator for b, used as a [k, n] matrix, under b's own id. */
+function cacheable(b: tf.TensorInfo, k: number, n: number): boolean {
+  const key = `${k}x${n}`;
+  const first = cachedShape.get(b.dataId);
+  if (first === undefined) cachedShape.set(b.dataId, key);
+  return first === undefined || first === key;
+}
+
+/**
+ * Call a stock matmul kernel with untransposed a2 [..., m, k] and b2 [..., k, n]. When it
+ * would take XNNPACK (batch 1 on both sides) with a b whose buffer is cached under another
+ * shape, b goes in under a temporary id.
+ */
+function callStock(
+  original: tf.KernelFunc,
+  args: KernelArgs,
+  a2: tf.TensorInfo,
+  b2: tf.TensorInfo,
+  acc: { ix: WasmInternals } | null,
+): tf.TensorInfo {
+  const rb = b2.shape.length;
+  const attrs = { ...args.attrs, transposeA: false, transposeB: false };
+  const viaXnnpack = batchOf(a2.shape) === 1 && batchOf(b2.shape) === 1;
+  if (!viaXnnpack || acc === null || cacheable(b2, b2.shape[rb - 2]!, b2.shape[rb - 1]!)) {
+    return original({ inputs: { ...args.inputs, a: a2, b: b2 }, backend: args.backend, attrs }) as tf.TensorInfo;
+  }
+  const alias = view(acc.ix, offsetOf(acc.ix, b2), [...b2.shape], b2.dtype);
+  try {
+    return original({ inputs: { ...args.inputs, a: a2, b: alias }, backend: args.backend, attrs }) as tf.TensorInfo;
+  } finally {
+    dropView(acc.ix, alias);
+  }
+}
+
+/**
  * Untransposed product on XNNPACK: a [..., m, k] x b [..., k, n] where b's batch is 1 (one
  * folded product) or equals a's (or a's is 1: a is shared by every entry), one product per
  * entry addressed in place. Returns the output [...outBatch, m, n].
@@ -263,8 +314,9 @@ function xnnProduct(
   try {
     if (batchB === 1) {
       const rows = batchA * m;
-      const bId = rows >= UNCACHED_B_MIN_ROWS ? viewId(ix, offsetOf(ix, b), k * n) : idOf(ix, b);
-      if (rows >= UNCACHED_B_MIN_ROWS) temps.push(bId);
+      const uncached = rows >= UNCACHED_B_MIN_ROWS || !cacheable(b, k, n);
+      const bId = uncached ? viewId(ix, offsetOf(ix, b), k * n) : idOf(ix, b);
+      if (uncached) temps.push(bId);
       setShapes(rows);
       ix.wasm._BatchMatMul(idOf(ix, a), shapes, 3, bId, shapes + 12, 3, 0, 0, idOf(ix, out));
       return out;
@@ -314,16 +366,16 @@ function fastPathMatMul(original: tf.KernelFunc, direct: boolean): tf.KernelFunc
     const fold = batchB === 1 && batchA > 1;
 
     // The direct XNNPACK route (BatchMatMul only: no bias or activation to apply).
-    const acc = direct ? access(backend) : null;
+    const acc = access(backend);
     let outBatch: number[] | null = null;
-    if (acc !== null && a.dtype === 'float32' && b.dtype === 'float32' && k === kb && m * k * n * batchA * batchB > 0) {
+    if (direct && acc !== null && a.dtype === 'float32' && b.dtype === 'float32' && k === kb && m * k * n * batchA * batchB > 0) {
       const batchShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
       const size = batchShape.reduce((p, d) => p * d, 1);
       const single = batchB === 1 && (transposeA || transposeB || fold || batchA * m >= UNCACHED_B_MIN_ROWS);
       const split = batchB > 1 && size === batchB && (batchA === batchB || batchA === 1) && splitBatchPays(m, k, n);
       if (single || split) outBatch = batchShape;
     }
-    if (outBatch === null && !transposeA && !transposeB && !fold) return original(args);
+    if (outBatch === null && !transposeA && !transposeB && !fold) return callStock(original, args, a, b, acc);
 
     const transposeKernel = tf.getKernel('Transpose', 'wasm');
     if (transposeKernel === undefined) throw new Error('wasm matmul fix: the wasm Transpose kernel is not registered');
@@ -335,8 +387,7 @@ function fastPathMatMul(original: tf.KernelFunc, direct: boolean): tf.KernelFunc
       if (transposeB) temps.push(b2);
       if (outBatch !== null && acc !== null) return xnnProduct(backend, acc, a2, b2, outBatch);
 
-      const flat = { ...attrs, transposeA: false, transposeB: false };
-      if (!fold) return original({ inputs: { ...inputs, a: a2, b: b2 }, backend, attrs: flat });
+      if (!fold) return callStock(original, args, a2, b2, acc);
       const outShape = [
         ...tf.broadcast_util.assertAndGetBroadcastShape(a2.shape.slice(0, -2), b2.shape.slice(0, -2)),
         m,
@@ -344,7 +395,7 @@ function fastPathMatMul(original: tf.KernelFunc, direct: boolean): tf.KernelFunc
       ];
       a2 = { dataId: a2.dataId, shape: [1, batchA * m, k], dtype: a2.dtype }; // same bytes, one tall matrix
       b2 = { dataId: b2.dataId, shape: [1, kb, n], dtype: b2.dtype };
-      const out = original({ inputs: { ...inputs, a: a2, b: b2 }, backend, attrs: flat }) as tf.TensorInfo; // [1, batch*m, n]
+      const out = callStock(original, args, a2, b2, acc); // [1, batch*m, n]
       return { dataId: out.dataId, shape: outShape, dtype: out.dtype }; // same bytes as [..., m, n]
     } finally {
       for (const t of temps) backend.disposeData(t.dataId);
@@ -499,6 +550,11 @@ function blockedTranspose(original: tf.KernelFunc): tf.KernelFunc {
     const shape = x.shape.filter((_, i) => keep[i]);
     const p = perm.filter((ax) => keep[ax]).map((ax) => newIndex[ax]!);
     const r = shape.length;
+    if (p.every((ax, i) => ax === i)) {
+      // Moves no bytes (the gradient of every axis-0 gather asks for one): share the buffer.
+      (args.backend as BackendWasm).incRef(x.dataId);
+      return { dataId: x.dataId, shape: perm.map((ax) => x.shape[ax]!), dtype: x.dtype };
+    }
     if (r < 2 || p[r - 2] !== r - 1 || p[r - 1] !== r - 2 || p.slice(0, r - 2).some((ax, i) => ax !== i)) return original(args);
     const rows = shape[r - 2]!;
     const cols = shape[r - 1]!;

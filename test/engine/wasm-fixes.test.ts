@@ -286,6 +286,30 @@ describe('BatchMatMul on XNNPACK per entry and with uncached b', () => {
   });
 });
 
+describe("XNNPACK's operator cache and buffers shared between shapes", () => {
+  it('one buffer used as b with two shapes (a reshape) gives the right products, in either order and path', async () => {
+    const f = (): tf.Tensor[] => {
+      const w = tf.tensor(data([3, 4], 91), [3, 4]);
+      const w2 = tf.reshape(w, [4, 3]); // same buffer, same id on wasm
+      const x = tf.tensor(data([5, 3], 92), [5, 3]);
+      const y = tf.tensor(data([5, 4], 93), [5, 4]);
+      const outs: tf.Tensor[] = [];
+      for (let i = 0; i < 2; i++) {
+        outs.push(tf.matMul(x, w), tf.matMul(y, w2)); // stock path, few rows
+        outs.push(tf.matMul(tf.transpose(x), w, true, false), tf.matMul(tf.transpose(y), w2, true, false)); // direct path
+        outs.push(tf.fused.matMul({ a: y, b: w2, bias: tf.ones([3]) }), tf.fused.matMul({ a: x, b: w }));
+      }
+      // A [1, 4] buffer seen as [4, 1] (a transpose that moves no bytes) in a gradient.
+      const a = tf.tensor(data([9, 1], 94), [9, 1]);
+      const b = tf.tensor(data([9, 4], 95), [9, 4]);
+      const v = tf.tensor(data([1, 4], 96), [1, 4]);
+      const [ga, gb] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.matMul(p, q, true, false), v)))([a, b]);
+      return [...outs, ga!, gb!];
+    };
+    expectClose(await on('wasm', f), await on('cpu', f), 'shared buffer');
+  });
+});
+
 describe('Identity shares the buffer', () => {
   it('a clone keeps its values after the original is disposed, and shares the data id', async () => {
     await tf.setBackend('wasm');
@@ -437,6 +461,8 @@ describe('Transpose of large planes, blocked', () => {
     { shape: [2, 2, 128, 144], perm: [0, 1, 3, 2] },
     { shape: [64, 32, 4, 64], perm: [0, 2, 1, 3] }, // not a last-two swap: the stock kernel
     { shape: [16, 8], perm: [1, 0] }, // small: the stock kernel
+    { shape: [6, 5], perm: [0, 1] }, // identity: shared
+    { shape: [6, 1, 5], perm: [1, 0, 2] }, // only a size-1 axis moves: shared
   ];
   for (const { shape, perm } of CASES) {
     it(`[${shape}] perm [${perm}]: float32, int32 and the gradient match cpu`, async () => {
@@ -449,6 +475,17 @@ describe('Transpose of large planes, blocked', () => {
       expectClose(await on('wasm', f), await on('cpu', f), `transpose [${shape}]`, 0);
     });
   }
+
+  it('a permutation that moves no bytes shares the buffer', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor3d([1, 2, 3, 4, 5, 6], [2, 1, 3]);
+    const y = tf.transpose(x, [1, 0, 2]);
+    expect(y.dataId).toBe(x.dataId);
+    expect(y.shape).toEqual([1, 2, 3]);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3, 4, 5, 6]);
+    y.dispose();
+  });
 
   it('matches a hand-built transpose', async () => {
     const [r] = await on('wasm', () => [tf.transpose(tf.tensor2d(Float32Array.from({ length: 256 * 128 }, (_, i) => i), [256, 128]))]);
