@@ -145,8 +145,20 @@ export class CausalLM {
   readonly variables: tf.Variable[];
   /** Hugging Face names of `variables`, same order. */
   readonly variableNames: string[];
+  /**
+   * Gradient checkpointing of the transformer blocks while gradients are recorded: each
+   * block keeps only its input in the forward pass and runs again in the backward pass
+   * (one more forward of the blocks, ~1/3 more compute), so the activations held for the
+   * backward pass shrink from all blocks' to one block's. 'auto' turns it on when the
+   * blocks' forward intermediates for the batch are estimated above 0.5 GiB
+   * (`blockActivationBytes`), e.g. a 135M-parameter model at 4 x 128 tokens, whose step
+   * otherwise overflows the 4 GiB heap of the wasm backend. Inference is never affected.
+   */
+  gradientCheckpointing: 'auto' | boolean = 'auto';
   private readonly byName: Map<string, tf.Variable>;
   private readonly specs: ParamSpec[];
+  /** The parameters of each block, in `parameterSpecs` order. */
+  private readonly blockParams: tf.Variable[][];
   /** RoPE tables [maxPositions, Dh] (Llama family only). */
   private readonly ropeCos: tf.Tensor2D | null = null;
   private readonly ropeSin: tf.Tensor2D | null = null;
@@ -170,6 +182,10 @@ export class CausalLM {
       this.variables.push(v);
       this.variableNames.push(s.name);
     }
+    this.blockParams = Array.from({ length: this.dims.numLayers }, (_, l) => {
+      const prefix = config.model_type === 'gpt2' ? `transformer.h.${l}.` : `model.layers.${l}.`;
+      return this.variables.filter((_, i) => this.variableNames[i]!.startsWith(prefix));
+    });
     if (config.model_type !== 'gpt2') {
       const { cos, sin } = ropeTables(this.dims.maxPositions, this.dims.headDim, config.rope_theta);
       this.ropeCos = tf.tensor2d(cos, [this.dims.maxPositions, this.dims.headDim]);
@@ -373,7 +389,7 @@ export class CausalLM {
    */
   private run(ids: tf.Tensor2D, maskIn: tf.Tensor2D | null, cache: KVCache | null): RunResult {
     const cfg = this.config;
-    const { hiddenSize: D, numLayers, numHeads: H, numKvHeads: Hkv, headDim: Dh } = this.dims;
+    const { hiddenSize: D, numLayers, headDim: Dh } = this.dims;
     const [B, T] = ids.shape;
     const past = cache ? cache.length : 0;
     const Tk = past + T;
@@ -395,7 +411,7 @@ export class CausalLM {
     for (let i = 0; i < T; i++) for (let j = 0; j < Tk; j++) causal[i * Tk + j] = j <= past + i ? 1 : 0;
     const causalT = tf.tensor4d(causal, [1, 1, T, Tk]);
     const allowed = mask ? tf.mul(causalT, tf.reshape(mask, [B, 1, 1, Tk])) : causalT;
-    const bias = tf.mul(tf.sub(allowed, 1), -MASKED); // 0 where allowed, MASKED elsewhere
+    const bias = tf.mul(tf.sub(allowed, 1), -MASKED) as tf.Tensor4D; // 0 where allowed, MASKED elsewhere
 
     const flatIds = tf.reshape(ids, [B * T]);
     let x: tf.Tensor2D; // residual stream [B*T, D]
@@ -409,71 +425,155 @@ export class CausalLM {
       sin = tf.reshape(tf.gather(this.ropeSin!, positions), [B, T, 1, Dh]);
     }
 
-    const keysT: tf.Tensor4D[] = [];
-    const values: tf.Tensor4D[] = [];
-    const attend = (q2: tf.Tensor2D, k2: tf.Tensor2D, v2: tf.Tensor2D, layer: number): tf.Tensor2D => {
-      let q = tf.reshape(q2, [B, T, H, Dh]) as tf.Tensor4D; // [B, T, H, Dh]
-      let k = tf.reshape(k2, [B, T, Hkv, Dh]) as tf.Tensor4D; // [B, T, Hkv, Dh]
-      const v = tf.reshape(v2, [B, T, Hkv, Dh]) as tf.Tensor4D;
-      if (cos && sin) {
-        q = applyRope(q, cos, sin);
-        k = applyRope(k, cos, sin);
-      }
-      const qh = tf.transpose(tf.mul(q, 1 / Math.sqrt(Dh)), [0, 2, 1, 3]); // [B, H, T, Dh]
-      let kT = tf.transpose(k, [0, 2, 3, 1]) as tf.Tensor4D; // [B, Hkv, Dh, T]
-      let vh = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, Dh]
-      const pastK = cache?.keysT[layer];
-      const pastV = cache?.values[layer];
-      if (pastK && pastV) {
-        kT = tf.concat([pastK, kT], 3); // [B, Hkv, Dh, Tk]
-        vh = tf.concat([pastV, vh], 2); // [B, Hkv, Tk, Dh]
-      }
-      keysT.push(kT);
-      values.push(vh);
-      const G = H / Hkv;
-      const qg = tf.reshape(qh, [B, Hkv, G * T, Dh]); // query heads of a group share K/V
-      const scores = tf.add(tf.reshape(tf.matMul(qg, kT), [B, H, T, Tk]), bias); // [B, H, T, Tk]
-      const probs = tf.reshape(tf.softmax(scores), [B, Hkv, G * T, Tk]);
-      const ctx = tf.reshape(tf.matMul(probs, vh), [B, H, T, Dh]); // [B, H, T, Dh]
-      return tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [B * T, H * Dh]); // [B*T, H*Dh]
-    };
-
-    for (let l = 0; l < numLayers; l++) {
-      if (cfg.model_type === 'gpt2') {
-        const p = `transformer.h.${l}.`;
-        const eps = cfg.layer_norm_epsilon;
-        const h1 = layerNorm(x, this.w(p + 'ln_1.weight'), this.w(p + 'ln_1.bias'), eps);
-        const qkv = dense(h1, this.w(p + 'attn.c_attn.weight'), this.w(p + 'attn.c_attn.bias')); // [B*T, 3D]
-        const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]; // each [B*T, D]
-        const a = attend(q, k, v, l);
-        x = tf.add(x, dense(a, this.w(p + 'attn.c_proj.weight'), this.w(p + 'attn.c_proj.bias')));
-        const h2 = layerNorm(x, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), eps);
-        const m = geluTanh(dense(h2, this.w(p + 'mlp.c_fc.weight'), this.w(p + 'mlp.c_fc.bias'))); // [B*T, I]
-        x = tf.add(x, dense(m, this.w(p + 'mlp.c_proj.weight'), this.w(p + 'mlp.c_proj.bias')));
-      } else {
-        const p = `model.layers.${l}.`;
-        const eps = cfg.rms_norm_eps;
-        const b = (name: string): tf.Variable | null => this.byName.get(p + name) ?? null;
-        const h1 = rmsNorm(x, this.w(p + 'input_layernorm.weight'), eps);
-        const q = dense(h1, this.w(p + 'self_attn.q_proj.weight'), b('self_attn.q_proj.bias')); // [B*T, H*Dh]
-        const k = dense(h1, this.w(p + 'self_attn.k_proj.weight'), b('self_attn.k_proj.bias')); // [B*T, Hkv*Dh]
-        const v = dense(h1, this.w(p + 'self_attn.v_proj.weight'), b('self_attn.v_proj.bias'));
-        const a = attend(q, k, v, l);
-        x = tf.add(x, dense(a, this.w(p + 'self_attn.o_proj.weight'), b('self_attn.o_proj.bias')));
-        const h2 = rmsNorm(x, this.w(p + 'post_attention_layernorm.weight'), eps);
-        const gate = tf.matMul(h2, this.w(p + 'mlp.gate_proj.weight')); // [B*T, I]
-        const up = tf.matMul(h2, this.w(p + 'mlp.up_proj.weight'));
-        const m = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // silu(gate) * up
-        x = tf.add(x, tf.matMul(m, this.w(p + 'mlp.down_proj.weight')));
-      }
-    }
+    const ctx: BlockContext = { B, T, Tk, bias, cos, sin, cache, keysT: [], values: [] };
+    const checkpoint = cache === null && this.checkpointBlocks(B, T);
+    for (let l = 0; l < numLayers; l++) x = checkpoint ? this.checkpointedBlock(l, x, ctx) : this.block(l, x, ctx);
     const out =
       cfg.model_type === 'gpt2'
         ? layerNorm(x, this.w('transformer.ln_f.weight'), this.w('transformer.ln_f.bias'), cfg.layer_norm_epsilon)
         : rmsNorm(x, this.w('model.norm.weight'), cfg.rms_norm_eps);
-    return { hidden: tf.reshape(out, [B, T, D]), keysT, values, mask };
+    return { hidden: tf.reshape(out, [B, T, D]), keysT: ctx.keysT, values: ctx.values, mask };
+  }
+
+  /** Attention of layer `layer` on the projections [B*T, H*Dh] / [B*T, Hkv*Dh]; extends the cache arrays of `c`. */
+  private attend(q2: tf.Tensor2D, k2: tf.Tensor2D, v2: tf.Tensor2D, layer: number, c: BlockContext): tf.Tensor2D {
+    const { numHeads: H, numKvHeads: Hkv, headDim: Dh } = this.dims;
+    const { B, T, Tk, cos, sin, cache } = c;
+    let q = tf.reshape(q2, [B, T, H, Dh]) as tf.Tensor4D; // [B, T, H, Dh]
+    let k = tf.reshape(k2, [B, T, Hkv, Dh]) as tf.Tensor4D; // [B, T, Hkv, Dh]
+    const v = tf.reshape(v2, [B, T, Hkv, Dh]) as tf.Tensor4D;
+    if (cos && sin) {
+      q = applyRope(q, cos, sin);
+      k = applyRope(k, cos, sin);
+    }
+    const qh = tf.transpose(tf.mul(q, 1 / Math.sqrt(Dh)), [0, 2, 1, 3]); // [B, H, T, Dh]
+    let kT = tf.transpose(k, [0, 2, 3, 1]) as tf.Tensor4D; // [B, Hkv, Dh, T]
+    let vh = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, Dh]
+    const pastK = cache?.keysT[layer];
+    const pastV = cache?.values[layer];
+    if (pastK && pastV) {
+      kT = tf.concat([pastK, kT], 3); // [B, Hkv, Dh, Tk]
+      vh = tf.concat([pastV, vh], 2); // [B, Hkv, Tk, Dh]
+    }
+    if (cache) {
+      c.keysT.push(kT);
+      c.values.push(vh);
+    }
+    const G = H / Hkv;
+    const qg = tf.reshape(qh, [B, Hkv, G * T, Dh]); // query heads of a group share K/V
+    const scores = tf.add(tf.reshape(tf.matMul(qg, kT), [B, H, T, Tk]), c.bias); // [B, H, T, Tk]
+    const probs = tf.reshape(tf.softmax(scores), [B, Hkv, G * T, Tk]);
+    const ctx = tf.reshape(tf.matMul(probs, vh), [B, H, T, Dh]); // [B, H, T, Dh]
+    return tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [B * T, H * Dh]); // [B*T, H*Dh]
+  }
+
+  /** Transformer block `l`: residual stream [B*T, D] in, [B*T, D] out. */
+  private block(l: number, x: tf.Tensor2D, c: BlockContext): tf.Tensor2D {
+    const cfg = this.config;
+    if (cfg.model_type === 'gpt2') {
+      const p = `transformer.h.${l}.`;
+      const eps = cfg.layer_norm_epsilon;
+      const h1 = layerNorm(x, this.w(p + 'ln_1.weight'), this.w(p + 'ln_1.bias'), eps);
+      const qkv = dense(h1, this.w(p + 'attn.c_attn.weight'), this.w(p + 'attn.c_attn.bias')); // [B*T, 3D]
+      const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]; // each [B*T, D]
+      const a = this.attend(q, k, v, l, c);
+      x = tf.add(x, dense(a, this.w(p + 'attn.c_proj.weight'), this.w(p + 'attn.c_proj.bias')));
+      const h2 = layerNorm(x, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), eps);
+      const m = geluTanh(dense(h2, this.w(p + 'mlp.c_fc.weight'), this.w(p + 'mlp.c_fc.bias'))); // [B*T, I]
+      return tf.add(x, dense(m, this.w(p + 'mlp.c_proj.weight'), this.w(p + 'mlp.c_proj.bias')));
+    }
+    const p = `model.layers.${l}.`;
+    const eps = cfg.rms_norm_eps;
+    const b = (name: string): tf.Variable | null => this.byName.get(p + name) ?? null;
+    const h1 = rmsNorm(x, this.w(p + 'input_layernorm.weight'), eps);
+    const q = dense(h1, this.w(p + 'self_attn.q_proj.weight'), b('self_attn.q_proj.bias')); // [B*T, H*Dh]
+    const k = dense(h1, this.w(p + 'self_attn.k_proj.weight'), b('self_attn.k_proj.bias')); // [B*T, Hkv*Dh]
+    const v = dense(h1, this.w(p + 'self_attn.v_proj.weight'), b('self_attn.v_proj.bias'));
+    const a = this.attend(q, k, v, l, c);
+    x = tf.add(x, dense(a, this.w(p + 'self_attn.o_proj.weight'), b('self_attn.o_proj.bias')));
+    const h2 = rmsNorm(x, this.w(p + 'post_attention_layernorm.weight'), eps);
+    const gate = tf.matMul(h2, this.w(p + 'mlp.gate_proj.weight')); // [B*T, I]
+    const up = tf.matMul(h2, this.w(p + 'mlp.up_proj.weight'));
+    const m = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // silu(gate) * up
+    return tf.add(x, tf.matMul(m, this.w(p + 'mlp.down_proj.weight')));
+  }
+
+  /** Whether `run` recomputes the blocks in the backward pass for a [B, T] batch (see `gradientCheckpointing`). */
+  private checkpointBlocks(B: number, T: number): boolean {
+    if (this.gradientCheckpointing === false) return false;
+    if (tf.engine().state.gradientDepth === 0) return false; // no gradient is being recorded
+    if (this.gradientCheckpointing === true) return true;
+    return blockActivationBytes(this.dims, B, T) > CHECKPOINT_AUTO_BYTES;
+  }
+
+  /**
+   * Block `l` as one custom-gradient op: the forward keeps only its input (and the shared
+   * constants); the backward runs the block again under its own gradient tape and returns
+   * the gradients of the input and of the block's parameters.
+   */
+  private checkpointedBlock(l: number, x: tf.Tensor2D, c: BlockContext): tf.Tensor2D {
+    const params = this.blockParams[l]!;
+    const consts = [c.bias, c.cos, c.sin].filter((t): t is tf.Tensor4D => t !== null);
+    const withConsts = (cs: tf.Tensor[]): BlockContext => {
+      const [bias, cos, sin] = cs as tf.Tensor4D[];
+      return { ...c, bias: bias!, cos: cos ?? null, sin: sin ?? null, cache: null, keysT: [], values: [] };
+    };
+    const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const save = args[args.length - 1] as tf.GradSaveFunc;
+      const xIn = args[0] as tf.Tensor2D;
+      const cs = args.slice(1 + params.length, -1) as tf.Tensor[];
+      save([xIn, ...cs]);
+      return {
+        value: this.block(l, xIn, withConsts(cs)),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xSaved, ...cSaved] = saved as [tf.Tensor2D, ...tf.Tensor[]];
+          const engine = tf.engine();
+          // The inner tape would replace the outer one (both start at gradient depth 0);
+          // keep the outer tape for the rest of the outer backward pass.
+          const outerTape = engine.state.activeTape;
+          try {
+            const { value, grads } = engine.gradients(() => this.block(l, xSaved, withConsts(cSaved)), [xSaved, ...params], dy as tf.Tensor2D);
+            value.dispose();
+            return [...grads, ...cSaved.map((t) => tf.zerosLike(t))]; // the constants get no gradient
+          } finally {
+            engine.state.activeTape = outerTape;
+          }
+        },
+      };
+    });
+    return op(x, ...params, ...consts) as tf.Tensor2D;
   }
 }
+
+/** Per-call inputs that every block shares. */
+interface BlockContext {
+  B: number;
+  T: number;
+  /** Key positions: cached + new. */
+  Tk: number;
+  /** Additive attention bias [B or 1, 1, T, Tk]. */
+  bias: tf.Tensor4D;
+  /** RoPE tables gathered at the positions, [B, T, 1, Dh] (Llama family), else null. */
+  cos: tf.Tensor4D | null;
+  sin: tf.Tensor4D | null;
+  cache: KVCache | null;
+  /** Filled per layer when decoding with a cache: K^T [B, Hkv, Dh, Tk] and V [B, Hkv, Tk, Dh]. */
+  keysT: tf.Tensor4D[];
+  values: tf.Tensor4D[];
+}
+
+/**
+ * Bytes of the forward intermediates of all blocks for a [B, T] batch (no cache), fitted on
+ * the wasm backend: per token and layer about 14 D + 6 I + 3 H T floats (norms, projections
+ * and their splits, RoPE, MLP, and the [H, T, T] scores, bias-added scores and softmax). The
+ * backward pass holds a gradient of about the same size for each of them until it ends.
+ */
+export function blockActivationBytes(dims: ModelDims, B: number, T: number): number {
+  return 4 * dims.numLayers * B * T * (14 * dims.hiddenSize + 6 * dims.intermediateSize + 3 * dims.numHeads * T);
+}
+
+/** `gradientCheckpointing: 'auto'` recomputes the blocks above this estimate (0.5 GiB). */
+export const CHECKPOINT_AUTO_BYTES = 2 ** 29;
 
 /** x @ W (+ b): x [N, in], W [in, out]. */
 function dense(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor | null): tf.Tensor2D {
