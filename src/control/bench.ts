@@ -4,10 +4,18 @@
  *
  *   <out>/<env>/<algo>/seed<i>/   each run's folder (policy, config, metrics.jsonl, eval.json)
  *   <out>/results.json            every run and the per-pair summary
- *   <out>/results.md              the summary table: final evaluation return, mean and spread
- *                                 across seeds, steps, wall-clock
+ *   <out>/results.md              the summary table: final evaluation return (mean and spread
+ *                                 across seeds, min / max), the seeds whose final evaluation
+ *                                 meets the target, and separately the seeds whose training
+ *                                 return reached it, with the median steps and wall-clock
  *   <out>/curves-<env>.png (.svg) training episode return against environment steps, the
- *                                 mean across seeds with a +- std band, one line per algorithm
+ *                                 mean across seeds with a +- std band (cut to the seeds'
+ *                                 min / max and the return's possible range), one line per algorithm
+ *
+ * Two different questions, kept apart in the table: "final eval >= target" judges the policy
+ * training ended with (100 deterministic episodes); "training reached target" is the first
+ * iteration at which the mean return of the last 20 training episodes met the environment's
+ * reward threshold — a policy can pass that and then degrade.
  *
  * The summary is built from the run folders alone (`summarizeBench`), so it works the same
  * whether the runs were trained in this process or by worker processes.
@@ -22,6 +30,26 @@ import { METRIC_NAMES } from '../report/metric-names.ts';
 import { aggregateSeeds, lineChartSvg, svgToPng } from '../report/plot.ts';
 import { presetFor } from './presets.ts';
 import { DEFAULT_CONTROL_STEPS, trainControl } from './train.ts';
+
+/**
+ * The return a final evaluation must reach: Gymnasium's reward threshold where the
+ * environment has one; Pendulum-v1 has none, and -200 is the level usually quoted as solved
+ * (rl-baselines3-zoo's tuned agents score about -170 to -200).
+ */
+export const BENCH_TARGETS: Readonly<Record<EnvId, number>> = {
+  'CartPole-v1': 475,
+  'Acrobot-v1': -100,
+  'MountainCar-v0': -110,
+  'MountainCarContinuous-v0': 90,
+  'Pendulum-v1': -200,
+};
+
+/** The possible range of an episode's return, where it is bounded and known (for the chart band). */
+export const RETURN_RANGES: Readonly<Partial<Record<EnvId, readonly [number, number]>>> = {
+  'CartPole-v1': [0, 500],
+  'Acrobot-v1': [-500, 0],
+  'MountainCar-v0': [-200, 0],
+};
 
 export interface BenchJob {
   algo: AlgoName;
@@ -58,7 +86,10 @@ export interface BenchRun {
   trainSeconds: number;
   evalMean: number;
   evalStd: number;
+  /** Environment steps at which the training return first reached the reward threshold (null: never, or no threshold). */
   solvedAtSteps: number | null;
+  /** Training wall-clock seconds at that point. */
+  solvedAtSeconds: number | null;
   /** [environment steps, mean episode return of the iteration] for iterations that finished episodes. */
   curve: Array<[number, number]>;
 }
@@ -74,8 +105,15 @@ export interface BenchCell {
   evalStdAcrossSeeds: number;
   evalMin: number;
   evalMax: number;
-  /** Seeds whose training reached the reward threshold. */
-  solved: number;
+  /** The final evaluation's target (BENCH_TARGETS). */
+  target: number;
+  /** Seeds whose final evaluation mean return is >= target. */
+  finalEvalAtTarget: number;
+  /** Seeds whose training return (last 20 episodes) reached the environment's reward threshold at some point. */
+  reachedInTraining: number;
+  /** Median over those seeds of the environment steps / seconds at which it first happened (null when none did). */
+  medianStepsToThreshold: number | null;
+  medianSecondsToThreshold: number | null;
   trainSecondsMean: number;
 }
 
@@ -127,7 +165,7 @@ async function runAll(jobs: BenchJob[], run: (job: BenchJob) => Promise<void>, c
 /** Reads one finished run folder. */
 export function readBenchRun(job: BenchJob): BenchRun {
   const evalPath = join(job.out, 'eval.json');
-  let summary: { envSteps: number; trainSeconds: number; solved: { envSteps: number } | null; eval: { meanReturn: number; stdReturn: number } | null };
+  let summary: { envSteps: number; trainSeconds: number; solved: { envSteps: number; seconds: number } | null; eval: { meanReturn: number; stdReturn: number } | null };
   let saved: { config: { numEnvs: number; numSteps: number } };
   try {
     summary = JSON.parse(readFileSync(evalPath, 'utf8'));
@@ -151,6 +189,7 @@ export function readBenchRun(job: BenchJob): BenchRun {
     evalMean: summary.eval.meanReturn,
     evalStd: summary.eval.stdReturn,
     solvedAtSteps: summary.solved ? summary.solved.envSteps : null,
+    solvedAtSeconds: summary.solved ? summary.solved.seconds : null,
     curve,
   };
 }
@@ -185,6 +224,14 @@ function mean(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
+/** The median (mean of the two middle values for an even count), or null for no values. */
+export function median(xs: readonly number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const h = Math.floor(s.length / 2);
+  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+}
+
 /** Groups runs into per-(env, algo) cells, in first-seen order. */
 export function summarizeRuns(runs: BenchRun[]): BenchCell[] {
   const groups = new Map<string, BenchRun[]>();
@@ -197,6 +244,9 @@ export function summarizeRuns(runs: BenchRun[]): BenchCell[] {
   return [...groups.values()].map((g) => {
     const evals = g.map((r) => r.evalMean);
     const m = mean(evals);
+    const env = g[0]!.env;
+    const target = BENCH_TARGETS[env];
+    const reached = g.filter((r) => r.solvedAtSteps !== null);
     return {
       env: g[0]!.env,
       algo: g[0]!.algo,
@@ -206,7 +256,11 @@ export function summarizeRuns(runs: BenchRun[]): BenchCell[] {
       evalStdAcrossSeeds: Math.sqrt(mean(evals.map((e) => (e - m) ** 2))),
       evalMin: Math.min(...evals),
       evalMax: Math.max(...evals),
-      solved: g.filter((r) => r.solvedAtSteps !== null).length,
+      target,
+      finalEvalAtTarget: evals.filter((e) => e >= target).length,
+      reachedInTraining: reached.length,
+      medianStepsToThreshold: median(reached.map((r) => r.solvedAtSteps!)),
+      medianSecondsToThreshold: median(reached.filter((r) => r.solvedAtSeconds !== null).map((r) => r.solvedAtSeconds!)),
       trainSecondsMean: mean(g.map((r) => r.trainSeconds)),
     };
   });
@@ -215,12 +269,16 @@ export function summarizeRuns(runs: BenchRun[]): BenchCell[] {
 /** The markdown summary table. */
 export function benchTable(cells: BenchCell[]): string {
   const lines = [
-    '| env | algorithm | seeds | steps | final eval return (mean ± std across seeds) | min / max | seeds solved | training wall-clock per run |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| env | algorithm | seeds | steps | final eval return (mean ± std across seeds) | min / max | target | seeds with final eval ≥ target | seeds whose training return reached the threshold | median steps (wall-clock) to reach it | training wall-clock per run |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const c of cells) {
+    const hasThreshold = c.env !== 'Pendulum-v1';
+    const reach = hasThreshold ? `${c.reachedInTraining}/${c.seeds}` : 'n/a';
+    const when =
+      c.medianStepsToThreshold === null ? (hasThreshold ? 'never' : 'n/a') : `${Math.round(c.medianStepsToThreshold)} (${c.medianSecondsToThreshold === null ? '?' : c.medianSecondsToThreshold.toFixed(1)} s)`;
     lines.push(
-      `| ${c.env} | ${c.algo} | ${c.seeds} | ${c.steps} | ${c.evalMean.toFixed(1)} ± ${c.evalStdAcrossSeeds.toFixed(1)} | ${c.evalMin.toFixed(1)} / ${c.evalMax.toFixed(1)} | ${c.solved}/${c.seeds} | ${c.trainSecondsMean.toFixed(1)} s |`,
+      `| ${c.env} | ${c.algo} | ${c.seeds} | ${c.steps} | ${c.evalMean.toFixed(1)} ± ${c.evalStdAcrossSeeds.toFixed(1)} | ${c.evalMin.toFixed(1)} / ${c.evalMax.toFixed(1)} | ${c.target} | ${c.finalEvalAtTarget}/${c.seeds} | ${reach} | ${when} | ${c.trainSecondsMean.toFixed(1)} s |`,
     );
   }
   return `${lines.join('\n')}\n`;
@@ -233,12 +291,22 @@ export async function learningCurveSvg(env: EnvId, runs: BenchRun[], points = 60
   const maxSteps = Math.max(...mine.map((r) => r.envSteps));
   const series = [];
   const band = [];
+  const bandBounds = [];
+  const range = RETURN_RANGES[env] ?? [-Infinity, Infinity];
   for (const algo of algos) {
     const rs = mine.filter((r) => r.algo === algo);
     const steps = Math.max(...rs.map((r) => r.envSteps));
-    const agg = aggregateSeeds(rs.map((r) => resampleCurve(r.curve, steps, points)));
+    const curves = rs.map((r) => resampleCurve(r.curve, steps, points));
+    const agg = aggregateSeeds(curves);
     series.push({ name: `${algo} (${rs.length} seed${rs.length === 1 ? '' : 's'})`, points: agg.points });
     band.push(agg.spread);
+    // The band never leaves what some seed reached, nor the return's possible range.
+    bandBounds.push(
+      agg.points.map((_, j): [number, number] => {
+        const ys = curves.map((c) => c[j]![1]);
+        return [Math.max(range[0], Math.min(...ys)), Math.min(range[1], Math.max(...ys))];
+      }),
+    );
   }
   return lineChartSvg({
     title: `${env}: training episode return (mean ± std across seeds)`,
@@ -246,9 +314,16 @@ export async function learningCurveSvg(env: EnvId, runs: BenchRun[], points = 60
     yLabel: 'episode return',
     series,
     band,
+    bandBounds,
     xDomain: [0, maxSteps],
   });
 }
+
+/** The explanation printed under the table in results.md. */
+export const BENCH_NOTE =
+  'Final eval: the policy training ended with, 100 episodes with deterministic actions; "seeds with final eval ≥ target" counts the seeds whose mean return over those episodes reached the target. ' +
+  '"Training return reached the threshold": the mean return of the last 20 training episodes (stochastic actions) met the environment\'s reward threshold at some iteration, which does not mean the final policy still does; ' +
+  'the median is over the seeds that got there, in environment steps and training wall-clock seconds. Pendulum-v1 has no reward threshold in Gymnasium (n/a); its target applies to the final eval only.';
 
 /** Writes results.json, results.md and one learning-curve PNG (and SVG) per environment. */
 export async function writeBenchReport(out: string, runs: BenchRun[], options: { curvePoints?: number; log?: (line: string) => void } = {}): Promise<BenchResult> {
@@ -257,7 +332,7 @@ export async function writeBenchReport(out: string, runs: BenchRun[], options: {
   const jsonPath = join(out, 'results.json');
   writeJsonAtomic(jsonPath, { created: new Date().toISOString(), cells, runs: runs.map(({ curve, ...r }) => ({ ...r, curvePoints: curve.length })) });
   const mdPath = join(out, 'results.md');
-  writeFileAtomic(mdPath, `# Control benchmark\n\n${benchTable(cells)}\nFinal eval: 100 episodes with deterministic actions after training. "Solved": the mean return of the last 20 training episodes reached the environment's reward threshold.\n`);
+  writeFileAtomic(mdPath, `# Control benchmark\n\n${benchTable(cells)}\n${BENCH_NOTE}\n`);
   files.push(jsonPath, mdPath);
   for (const env of [...new Set(runs.map((r) => r.env))]) {
     const svg = await learningCurveSvg(env, runs, options.curvePoints ?? 60);

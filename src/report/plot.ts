@@ -33,6 +33,12 @@ export interface LineChartOptions {
    * be null/undefined for a series without a band.
    */
   band?: ReadonlyArray<ReadonlyArray<number> | null | undefined>;
+  /**
+   * Optional limits of the band, per series and point ([lo, hi], same layout as `band`):
+   * the band is cut to them, e.g. to the range a return can take or to the seeds' min/max,
+   * so that mean + std does not draw past values no run reached.
+   */
+  bandBounds?: ReadonlyArray<ReadonlyArray<readonly [number, number]> | null | undefined>;
   /** Fixed x range (e.g. the whole run's steps, so that charts line up); default the data's. */
   xDomain?: readonly [number, number];
   /** Plot area size in px (axes, title and legend come on top). Defaults 560 x 260. */
@@ -98,6 +104,10 @@ export function lineChartSpec(options: LineChartOptions): TopLevelSpec {
   if (band && band.length !== series.length) {
     throw new Error(`lineChartSvg("${title}"): band has ${band.length} entries but there are ${series.length} series`);
   }
+  options.bandBounds?.forEach((b, i) => {
+    const n = series[i]?.points.length;
+    if (b && b.length !== n) throw new Error(`lineChartSvg("${title}"): bandBounds[${i}] has ${b.length} entries but series ${i} has ${n ?? 'no'} points`);
+  });
   const names = new Set<string>();
   const values: Row[] = [];
   let hasBand = false;
@@ -116,8 +126,9 @@ export function lineChartSpec(options: LineChartOptions): TopLevelSpec {
       const row: Row = { x, y, series: s.name };
       const d = spread?.[j];
       if (d !== undefined && Number.isFinite(d)) {
-        row.lo = y - Math.abs(d);
-        row.hi = y + Math.abs(d);
+        const [bLo, bHi] = options.bandBounds?.[i]?.[j] ?? [-Infinity, Infinity];
+        row.lo = Math.max(y - Math.abs(d), Math.min(bLo, y));
+        row.hi = Math.min(y + Math.abs(d), Math.max(bHi, y));
         hasBand = true;
       }
       rows.push(row);

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/backend.ts';
-import { benchJobs, benchTable, resampleCurve, runControlBench, summarizeRuns, type BenchRun } from '../../src/control/bench.ts';
+import { benchJobs, benchTable, learningCurveSvg, median, resampleCurve, runControlBench, summarizeRuns, type BenchRun } from '../../src/control/bench.ts';
+import { lineChartSpec } from '../../src/report/plot.ts';
 
 const dirs: string[] = [];
 beforeAll(async () => {
@@ -20,6 +21,7 @@ const run = (algo: 'ppo' | 'a2c', seed: number, evalMean: number, solved: number
   evalMean,
   evalStd: 0,
   solvedAtSteps: solved,
+  solvedAtSeconds: solved === null ? null : solved / 1000,
   curve: [],
 });
 
@@ -36,9 +38,48 @@ describe('bench helpers', () => {
   it('summarizeRuns gives the mean and population std of the final returns across seeds', () => {
     const cells = summarizeRuns([run('ppo', 0, 500, 3000), run('ppo', 1, 300, null), run('a2c', 0, 100, null)]);
     expect(cells).toHaveLength(2);
-    expect(cells[0]).toMatchObject({ algo: 'ppo', seeds: 2, evalMean: 400, evalStdAcrossSeeds: 100, evalMin: 300, evalMax: 500, solved: 1, trainSecondsMean: 2.5 });
+    expect(cells[0]).toMatchObject({ algo: 'ppo', seeds: 2, evalMean: 400, evalStdAcrossSeeds: 100, evalMin: 300, evalMax: 500, target: 475, trainSecondsMean: 2.5 });
     const table = benchTable(cells);
-    expect(table).toContain('| CartPole-v1 | ppo | 2 | 1000 | 400.0 ± 100.0 | 300.0 / 500.0 | 1/2 | 2.5 s |');
+    expect(table).toContain('| CartPole-v1 | ppo | 2 | 1000 | 400.0 ± 100.0 | 300.0 / 500.0 | 475 | 1/2 | 1/2 | 3000 (3.0 s) | 2.5 s |');
+    expect(table).toContain('| CartPole-v1 | a2c | 1 | 1000 | 100.0 ± 0.0 | 100.0 / 100.0 | 475 | 0/1 | 0/1 | never | 2.0 s |');
+  });
+
+  it('counts the final evaluation against the target apart from the training return reaching the threshold', () => {
+    // Seed 0 reached the threshold in training but its final policy evaluates at 300; seed 2 never
+    // reached it in training (e.g. a short run) yet evaluates at 480.
+    const runs = [run('ppo', 0, 300, 2000), run('ppo', 1, 500, 4000), run('ppo', 2, 480, null), run('ppo', 3, 474.9, 9000)];
+    const [c] = summarizeRuns(runs);
+    expect(c).toMatchObject({ finalEvalAtTarget: 2, reachedInTraining: 3, medianStepsToThreshold: 4000, medianSecondsToThreshold: 4 });
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBeNull();
+  });
+
+  it('Pendulum-v1 is judged against -200 and has no training threshold', () => {
+    const r = { ...run('ppo', 0, -180, null), env: 'Pendulum-v1' as const };
+    const table = benchTable(summarizeRuns([r, { ...r, seed: 1, evalMean: -250 }]));
+    expect(table).toContain('| Pendulum-v1 | ppo | 2 | 1000 | -215.0 ± 35.0 | -250.0 / -180.0 | -200 | 1/2 | n/a | n/a |');
+  });
+
+  it('the learning-curve band is cut to the seeds\' min / max and never drawn above 500 on CartPole', async () => {
+    // Two seeds at 500 and one at 200: mean 400, std 141, so mean + std = 541 > 500.
+    const curve = (y: number): Array<[number, number]> => [[500, y], [1000, y]];
+    const runs = [0, 1, 2].map((seed) => ({ ...run('ppo', seed, 500, null), curve: curve(seed === 2 ? 200 : 500) }));
+    const svg = await learningCurveSvg('CartPole-v1', runs, 2);
+    expect(svg).toContain('ppo (3 seeds)');
+    // The same clipping, checked on the chart's data through the spec builder.
+    const spec = lineChartSpec({
+      title: 't',
+      xLabel: 'x',
+      yLabel: 'y',
+      series: [{ name: 'a', points: [[1, 400], [2, 10]] }],
+      band: [[141, 20]],
+      bandBounds: [[[200, 500], [0, 500]]],
+    }) as unknown as { data: { values: Array<{ lo: number; hi: number }> } };
+    expect(spec.data.values.map((v) => [v.lo, v.hi])).toEqual([[259, 500], [0, 30]]);
+    expect(() => lineChartSpec({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points: [[1, 1]] }], band: [[1]], bandBounds: [[]] })).toThrow(
+      /bandBounds\[0\] has 0 entries but series 0 has 1 points/,
+    );
   });
 
   it('benchJobs uses the preset budgets unless steps is given, and checks its inputs', () => {
