@@ -25,7 +25,8 @@
  *        per entry, slow loop  ~ 1.0 m k n ns;   per entry, XNNPACK ~ 300 + 4.5 k n + 0.13 m k n ns,
  *      and the split is used when it predicts XNNPACK at least 10 % faster: attention at
  *      T = 32..128 runs 5-8x faster ([24] 128x64x128: 23 ms -> 3.2 ms), while one-row
- *      decode products (m = 1) keep the loop, which is 4x faster there;
+ *      decode products (m = 1) keep the loop, which is 4x faster there, with their transpose
+ *      flags (the loop reads a transposed operand in place at the same speed);
  *    - (BatchMatMul) passes b under a temporary id when a has >= 256 rows. XNNPACK caches
  *      the packed copy of b per tensor id until that tensor is disposed; for a model's
  *      weights in a training step that is a second copy of every matrix held to the end
@@ -375,6 +376,9 @@ function fastPathMatMul(original: tf.KernelFunc, direct: boolean): tf.KernelFunc
       const split = batchB > 1 && size === batchB && (batchA === batchB || batchA === 1) && splitBatchPays(m, k, n);
       if (single || split) outBatch = batchShape;
     }
+    // Batched on b's side and not split: the stock loop runs it, and reads transposed operands
+    // in place at the same speed (~1 ns per multiply-add), so materialising them only copies.
+    if (outBatch === null && batchB > 1) return original(args);
     if (outBatch === null && !transposeA && !transposeB && !fold) return callStock(original, args, a, b, acc);
 
     const transposeKernel = tf.getKernel('Transpose', 'wasm');

@@ -19,9 +19,13 @@
  *   transpose flag (Hugging Face Linear weights [out, in] are transposed at load and save;
  *   GPT-2's Conv1D weights are already [in, out]);
  * - the residual stream is kept 2-D [B*T, D] so dense layers are plain 2-D products;
- * - Q/K/V are split before reshaping to [B, T, H, Dh], and only 4-D transposes are used; K is
- *   transposed once to K^T [B, Hkv, Dh, T] (also the KV-cache layout) so Q K^T is a plain
- *   product;
+ * - Q/K/V are split before reshaping to [B, T, H, Dh], and only 4-D transposes are used; K and
+ *   V are kept as [B, Hkv, T, Dh] (also the KV-cache layout, where appending a decoded
+ *   position copies whole rows) and scores are matMul(Q, K, transposeB): a training or
+ *   prefill product materialises K^T once (engine fix), a one-row decode product reads K in
+ *   place;
+ * - training with many activations recomputes each block in the backward pass instead of
+ *   keeping its intermediates (`gradientCheckpointing`);
  * - grouped-query attention needs no repeat of K/V: the G = H/Hkv query heads of a group
  *   are folded into the row axis, [B, Hkv, G*T, Dh] @ [B, Hkv, Dh, Tk].
  *
@@ -131,7 +135,7 @@ export interface CachedForwardOptions extends ForwardOptions {
 /** What one pass over the blocks produces. */
 interface RunResult {
   hidden: tf.Tensor3D; // [B, T, D] after the final norm
-  keysT: tf.Tensor4D[]; // per layer [B, Hkv, Dh, Tk]
+  keys: tf.Tensor4D[]; // per layer [B, Hkv, Tk, Dh]
   values: tf.Tensor4D[]; // per layer [B, Hkv, Tk, Dh]
   mask: tf.Tensor2D | null; // [B, Tk] float32
 }
@@ -333,9 +337,9 @@ export class CausalLM {
       else mask = tf.ones([cache.batch, T]);
       const r = this.run(ids, mask, cache);
       const hidden = options.lastOnly && T > 1 ? tf.slice(r.hidden, [0, T - 1, 0], [-1, 1, -1]) : r.hidden; // [B, 1 or T, D]
-      return { logits: this.logits(hidden), keysT: r.keysT, values: r.values, mask };
+      return { logits: this.logits(hidden), keys: r.keys, values: r.values, mask };
     });
-    cache.update(out.keysT, out.values, out.mask);
+    cache.update(out.keys, out.values, out.mask);
     return out.logits;
   }
 
@@ -425,14 +429,14 @@ export class CausalLM {
       sin = tf.reshape(tf.gather(this.ropeSin!, positions), [B, T, 1, Dh]);
     }
 
-    const ctx: BlockContext = { B, T, Tk, bias, cos, sin, cache, keysT: [], values: [] };
+    const ctx: BlockContext = { B, T, Tk, bias, cos, sin, cache, keys: [], values: [] };
     const checkpoint = cache === null && this.checkpointBlocks(B, T);
     for (let l = 0; l < numLayers; l++) x = checkpoint ? this.checkpointedBlock(l, x, ctx) : this.block(l, x, ctx);
     const out =
       cfg.model_type === 'gpt2'
         ? layerNorm(x, this.w('transformer.ln_f.weight'), this.w('transformer.ln_f.bias'), cfg.layer_norm_epsilon)
         : rmsNorm(x, this.w('model.norm.weight'), cfg.rms_norm_eps);
-    return { hidden: tf.reshape(out, [B, T, D]), keysT: ctx.keysT, values: ctx.values, mask };
+    return { hidden: tf.reshape(out, [B, T, D]), keys: ctx.keys, values: ctx.values, mask };
   }
 
   /** Attention of layer `layer` on the projections [B*T, H*Dh] / [B*T, Hkv*Dh]; extends the cache arrays of `c`. */
@@ -447,21 +451,21 @@ export class CausalLM {
       k = applyRope(k, cos, sin);
     }
     const qh = tf.transpose(tf.mul(q, 1 / Math.sqrt(Dh)), [0, 2, 1, 3]); // [B, H, T, Dh]
-    let kT = tf.transpose(k, [0, 2, 3, 1]) as tf.Tensor4D; // [B, Hkv, Dh, T]
+    let kh = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, Dh]
     let vh = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, Dh]
-    const pastK = cache?.keysT[layer];
+    const pastK = cache?.keys[layer];
     const pastV = cache?.values[layer];
     if (pastK && pastV) {
-      kT = tf.concat([pastK, kT], 3); // [B, Hkv, Dh, Tk]
+      kh = tf.concat([pastK, kh], 2); // [B, Hkv, Tk, Dh]
       vh = tf.concat([pastV, vh], 2); // [B, Hkv, Tk, Dh]
     }
     if (cache) {
-      c.keysT.push(kT);
+      c.keys.push(kh);
       c.values.push(vh);
     }
     const G = H / Hkv;
     const qg = tf.reshape(qh, [B, Hkv, G * T, Dh]); // query heads of a group share K/V
-    const scores = tf.add(tf.reshape(tf.matMul(qg, kT), [B, H, T, Tk]), c.bias); // [B, H, T, Tk]
+    const scores = tf.add(tf.reshape(tf.matMul(qg, kh, false, true), [B, H, T, Tk]), c.bias); // Q K^T [B, H, T, Tk]
     const probs = tf.reshape(tf.softmax(scores), [B, Hkv, G * T, Tk]);
     const ctx = tf.reshape(tf.matMul(probs, vh), [B, H, T, Dh]); // [B, H, T, Dh]
     return tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [B * T, H * Dh]); // [B*T, H*Dh]
@@ -516,7 +520,7 @@ export class CausalLM {
     const consts = [c.bias, c.cos, c.sin].filter((t): t is tf.Tensor4D => t !== null);
     const withConsts = (cs: tf.Tensor[]): BlockContext => {
       const [bias, cos, sin] = cs as tf.Tensor4D[];
-      return { ...c, bias: bias!, cos: cos ?? null, sin: sin ?? null, cache: null, keysT: [], values: [] };
+      return { ...c, bias: bias!, cos: cos ?? null, sin: sin ?? null, cache: null, keys: [], values: [] };
     };
     const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const save = args[args.length - 1] as tf.GradSaveFunc;
@@ -557,8 +561,8 @@ interface BlockContext {
   cos: tf.Tensor4D | null;
   sin: tf.Tensor4D | null;
   cache: KVCache | null;
-  /** Filled per layer when decoding with a cache: K^T [B, Hkv, Dh, Tk] and V [B, Hkv, Tk, Dh]. */
-  keysT: tf.Tensor4D[];
+  /** Filled per layer when decoding with a cache: K and V [B, Hkv, Tk, Dh]. */
+  keys: tf.Tensor4D[];
   values: tf.Tensor4D[];
 }
 

@@ -91,16 +91,31 @@ describe('routing', () => {
   });
 
   it('with the fix, the kernel sees materialised transposes and no flags, and the result is unchanged', () => {
-    const expected = tf.tidy(() => Array.from(tf.matMul(a(), b(), true, true).dataSync()));
+    const w = (): tf.Tensor => tf.tensor2d([1, 0, 2, 1, 0, 1], [2, 3]); // used as w^T [3, 2]
+    const expected = tf.tidy(() => Array.from(tf.matMul(a(), w(), true, true).dataSync()));
     applyWasmFixes();
+    seen.length = 0;
+    const got = tf.tidy(() => Array.from(tf.matMul(a(), w(), true, true).dataSync()));
+    expect(got).toEqual(expected);
+    // a^T [2, 2, 3] materialised and folded against the materialised w^T [3, 2]: one direct product.
+    expect(seen).toEqual([]);
+    expect(direct.slice(-1).map((d) => [d.aShape, d.bShape])).toEqual([[[1, 4, 3], [1, 3, 2]]]);
+
+    seen.length = 0;
+    tf.tidy(() => tf.fused.matMul({ a: a(), b: tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]), transposeB: true }).dataSync());
+    expect(seen).toEqual([{ kernel: '_FusedMatMul', transposeA: false, transposeB: false, aShape: [1, 6, 2], bShape: [1, 2, 3] }]);
+  });
+
+  it('a small batched x batched product stays in the stock loop with its flags (no copies)', () => {
+    const expected = tf.tidy(() => {
+      const at = tf.transpose(a(), [0, 2, 1]);
+      const bt = tf.transpose(b(), [0, 2, 1]);
+      return Array.from(tf.matMul(at, bt).dataSync());
+    });
     seen.length = 0;
     const got = tf.tidy(() => Array.from(tf.matMul(a(), b(), true, true).dataSync()));
     expect(got).toEqual(expected);
-    expect(seen).toEqual([{ kernel: 'BatchMatMul', transposeA: false, transposeB: false, aShape: [2, 2, 3], bShape: [2, 3, 2] }]);
-
-    seen.length = 0;
-    tf.tidy(() => tf.fused.matMul({ a: a(), b: a(), transposeB: true }).dataSync());
-    expect(seen).toEqual([{ kernel: '_FusedMatMul', transposeA: false, transposeB: false, aShape: [2, 3, 2], bShape: [2, 2, 3] }]);
+    expect(seen).toEqual([{ kernel: 'BatchMatMul', transposeA: true, transposeB: true, aShape: [2, 3, 2], bShape: [2, 2, 3] }]);
   });
 
   it("a batched a times a single matrix b is folded into one tall product", () => {
