@@ -81,6 +81,10 @@ export const GrpoConfig = defineConfig(
     beta2: z.number().min(0).lt(1).default(0.99).describe('AdamW second-moment decay; 0.95..0.999'),
     adamEpsilon: z.number().gt(0).max(1).default(1e-8).describe('AdamW denominator term'),
     gradClip: z.number().min(0).default(1).describe('clip the global gradient norm to this; 0 = no clipping'),
+    optimizerFromStart: z
+      .boolean()
+      .default(false)
+      .describe('start AdamW from the moments in the starting checkpoint\'s optimizer.safetensors (an SFT checkpoint has one), instead of zeros'),
 
     beta: z.number().min(0).max(10).default(0.04).describe('KL(policy || reference) coefficient; 0 = no reference model at all (DAPO, Dr. GRPO)'),
     epsilon: z.number().gt(0).max(1).default(0.2).describe('lower clip range: the ratio is clipped below at 1 - epsilon'),

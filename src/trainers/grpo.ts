@@ -829,6 +829,10 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
       samplingRng.setState(saved.samplingRng);
       step = saved.step;
       lastEval = saved.lastEval;
+    } else if (config.optimizerFromStart) {
+      const path = join(initialModelDir, OPTIMIZER_FILE);
+      if (!existsSync(path)) throw new ConfigError([`"optimizerFromStart" is true but the starting model ${initialModelDir} has no ${OPTIMIZER_FILE}`]);
+      restoreOptimizerState(model, optimizer, await readFile(path), path);
     }
 
     const schedule = makeSchedule(config);
