@@ -367,3 +367,7 @@ export {
   type BenchCell,
   type BenchResult,
 } from './control/bench.ts';
+
+// engine performance: wasm kernel fixes (cost model, restore) and gradient checkpointing of the lm blocks
+export { removeWasmFixes, wasmFixesApplied, WASM_FIX_NAMES, splitBatchPays, UNCACHED_B_MIN_ROWS } from './engine/wasm-fixes.ts';
+export { blockActivationBytes, CHECKPOINT_AUTO_BYTES } from './lm/model.ts';
