@@ -229,6 +229,7 @@ export { SFT_PRESETS, sftPreset } from './trainers/presets.ts';
 
 // trainers (grpo)
 export {
+  ArithmeticGenerateSchema,
   GrpoConfig,
   type GrpoRewardEntry,
   checkGrpoConfig,
@@ -236,6 +237,7 @@ export {
   resolveGrpoConfig,
 } from './trainers/grpo-config.ts';
 export {
+  type CollectedStep,
   type EncodedGrpoRow,
   type GrpoEvalResult,
   type GrpoEvalSample,
@@ -245,15 +247,17 @@ export {
   type GrpoTrainerState,
   type Rollout,
   type SamplingOptions,
+  type StepBatch,
+  type StepOptions,
   type TrainBatch,
   type TrainBatchOptions,
   type UpdateMetrics,
   type UpdateOptions,
-  type WarmStartResult,
   GRPO_STATE_FORMAT,
   NonFiniteLossError,
   buildTrainBatch,
   checkRewardColumns,
+  collectStep,
   concatScores,
   encodeGrpoRows,
   evaluateGrpo,
@@ -264,16 +268,25 @@ export {
   loadGrpoRows,
   loadRewardSpecs,
   minibatches,
+  optimizeStep,
   policyTokenStats,
   readGrpoTrainerState,
   rewardBatch,
   rolloutAdvantages,
   sampleRollout,
   scoreRollout,
+  stepMetrics,
   trainGrpo,
-  warmStart,
-  warmStartSftConfig,
 } from './trainers/grpo.ts';
+export {
+  type WarmStartConfig,
+  type WarmStartResult,
+  carryFreeSum,
+  warmStart,
+  warmStartGenerate,
+  warmStartSftConfig,
+  withCarryErrors,
+} from './trainers/grpo-warm-start.ts';
 export {
   fileSha256,
   listCheckpoints,

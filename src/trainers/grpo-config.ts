@@ -16,7 +16,7 @@ import { SftConfig } from './sft-config.ts';
 const int = () => z.number().int();
 
 /** The arithmetic generator settings, shared with the SFT config. */
-const ArithmeticGenerateSchema = SftConfig.schema.shape.data.unwrap().shape.generate.unwrap().unwrap();
+export const ArithmeticGenerateSchema = SftConfig.schema.shape.data.unwrap().shape.generate.unwrap().unwrap();
 
 const RewardEntrySchema = z.object({
   reward: z.string().min(1).describe('a built-in reward (exact_match, numeric, math, format, code, overlong) or a path to a module exporting a reward function (see rewards/README.md)'),
@@ -39,12 +39,18 @@ export const GrpoConfig = defineConfig(
           .object({
             preset: z.enum(Object.keys(SFT_PRESETS) as [string, ...string[]]).default('arithmetic-tiny').describe('SFT preset that trains the starting policy'),
             steps: int().min(1).max(10_000_000).nullable().default(120).describe('SFT budget (optimizer steps), overriding the preset\'s; a small budget leaves room for GRPO; null = the preset\'s'),
+            teacherCarryErrors: z
+              .number()
+              .min(0)
+              .max(1)
+              .default(0.6)
+              .describe('imperfect demonstrations: this fraction of the training additions that need a carry are answered without carrying (47+38 -> 75); 0 = correct data'),
             cacheDir: z.string().min(1).default('.cache/rlvr/sft').describe('finished warm-starts are kept here, one folder per SFT config, and reused'),
           })
-          .default({ preset: 'arithmetic-tiny', steps: 120, cacheDir: '.cache/rlvr/sft' })
+          .default({ preset: 'arithmetic-tiny', steps: 120, teacherCarryErrors: 0.6, cacheDir: '.cache/rlvr/sft' })
           .describe('used when modelDir is null: train the starting policy with SFT (or reuse the cached one)'),
       })
-      .default({ modelDir: null, warmStart: { preset: 'arithmetic-tiny', steps: 120, cacheDir: '.cache/rlvr/sft' } }),
+      .default({ modelDir: null, warmStart: { preset: 'arithmetic-tiny', steps: 120, teacherCarryErrors: 0.6, cacheDir: '.cache/rlvr/sft' } }),
     data: z
       .object({
         trainFile: z.string().min(1).nullable().default(null).describe('JSONL prompts: a "prompt" column plus the columns the rewards read (e.g. "answer")'),

@@ -74,9 +74,8 @@ import { MetricsWriter, RUN_FILES, SampleWriter } from '../report/metrics.ts';
 import { type ProgressStream, TrainingProgress, printRunHeader } from '../report/progress.ts';
 import { fileSha256, listCheckpoints, optimizerStateBytes, readTrainerStateJson, restoreOptimizerState } from './checkpoint-state.ts';
 import { type GrpoConfig, parseGrpoConfig } from './grpo-config.ts';
-import { sftPreset } from './presets.ts';
-import { type BatchOrderState, OPTIMIZER_FILE, ShuffledBatches, TRAINER_STATE_FILE, generateSftExamples, trainSft } from './sft.ts';
-import { parseSftConfig, type SftConfig } from './sft-config.ts';
+import { type WarmStartResult, warmStart, warmStartGenerate } from './grpo-warm-start.ts';
+import { type BatchOrderState, OPTIMIZER_FILE, ShuffledBatches, TRAINER_STATE_FILE, generateSftExamples } from './sft.ts';
 
 // ---------------------------------------------------------------------------------------
 // Data
@@ -549,45 +548,6 @@ export async function evaluateGrpo(
 }
 
 // ---------------------------------------------------------------------------------------
-// Starting policy: a model folder, or the SFT warm-start (cached)
-
-/** The SFT config of a warm-start: the preset, with the budget override, its run folder under the cache. */
-export function warmStartSftConfig(warm: NonNullable<GrpoConfig['model']['warmStart']>): SftConfig {
-  const preset = sftPreset(warm.preset) as Record<string, unknown> & { steps: number; warmupSteps: number };
-  const steps = warm.steps ?? preset.steps;
-  const values = { ...preset, steps, warmupSteps: Math.min(preset.warmupSteps, steps), outDir: '(cache)' };
-  const key = createHash('sha256').update(JSON.stringify(parseSftConfig(values, { source: `warm-start preset ${warm.preset}` }))).digest('hex').slice(0, 12);
-  return parseSftConfig({ ...values, outDir: join(warm.cacheDir, `${warm.preset}-${key}`) }, { source: `warm-start preset ${warm.preset}` });
-}
-
-export interface WarmStartResult {
-  /** The starting policy's folder (`<cache>/<preset>-<hash>/final`). */
-  modelDir: string;
-  /** True when a finished warm-start was found and reused. */
-  cached: boolean;
-  sftConfig: SftConfig;
-  /** Held-out exact-match accuracy SFT reported at its last step (null when reused without it). */
-  sftAccuracy: number | null;
-  seconds: number;
-}
-
-/**
- * The warm-started policy: reuses `<cacheDir>/<preset>-<hash of the SFT config>/final` when a
- * previous run finished it (SFT writes `final/` atomically after its last step), otherwise
- * trains it with `trainSft`.
- */
-export async function warmStart(warm: NonNullable<GrpoConfig['model']['warmStart']>, options: { engine?: string; quiet?: boolean; stream?: ProgressStream } = {}): Promise<WarmStartResult> {
-  const sftConfig = warmStartSftConfig(warm);
-  const finalDir = resolve(sftConfig.outDir, 'final');
-  if (existsSync(join(finalDir, TRAINER_STATE_FILE))) {
-    const state = JSON.parse(await readFile(join(finalDir, TRAINER_STATE_FILE), 'utf8')) as { lastEval?: { accuracy?: number } | null };
-    return { modelDir: finalDir, cached: true, sftConfig, sftAccuracy: state.lastEval?.accuracy ?? null, seconds: 0 };
-  }
-  const result = await trainSft(sftConfig, { engine: options.engine, quiet: options.quiet, stream: options.stream });
-  return { modelDir: result.finalDir, cached: false, sftConfig, sftAccuracy: result.finalEval?.accuracy ?? null, seconds: result.seconds };
-}
-
-// ---------------------------------------------------------------------------------------
 // Checkpoints
 
 export const GRPO_STATE_FORMAT = 'rlvr-grpo-trainer-state';
@@ -639,6 +599,168 @@ function dataFingerprint(rows: readonly GrpoRow[]): string {
 }
 
 // ---------------------------------------------------------------------------------------
+// One step, stage by stage
+
+/** Completions of kept groups, group-contiguous, with their combined rewards. */
+export interface StepBatch {
+  rows: EncodedGrpoRow[];
+  promptIds: number[][];
+  completionIds: number[][];
+  truncated: boolean[];
+  rewards: Float32Array;
+}
+
+function pickGroups(r: Rollout, rewards: Float32Array, groups: readonly number[]): StepBatch {
+  const K = r.numGenerations;
+  const idx = groups.flatMap((g) => Array.from({ length: K }, (_, k) => g * K + k));
+  return {
+    rows: groups.map((g) => r.rows[g]!),
+    promptIds: idx.map((i) => r.promptIds[i]!),
+    completionIds: idx.map((i) => r.completionIds[i]!),
+    truncated: idx.map((i) => r.truncated[i]!),
+    rewards: Float32Array.from(idx, (i) => rewards[i]!),
+  };
+}
+
+function joinBatches(parts: readonly StepBatch[]): StepBatch {
+  return {
+    rows: parts.flatMap((p) => p.rows),
+    promptIds: parts.flatMap((p) => p.promptIds),
+    completionIds: parts.flatMap((p) => p.completionIds),
+    truncated: parts.flatMap((p) => p.truncated),
+    rewards: Float32Array.from(parts.flatMap((p) => [...p.rewards])),
+  };
+}
+
+/** The settings of one step, as `trainGrpo` derives them from the config. */
+export interface StepOptions {
+  sampling: SamplingOptions;
+  score: ScoreOptions;
+  dynamicSampling: boolean;
+  maxSamplingRounds: number;
+  promptsPerStep: number;
+  scaleRewards: GroupScale;
+  numIterations: number;
+  miniBatchSize: number;
+  maskTruncatedCompletions: boolean;
+  padTokenId: number;
+  update: UpdateOptions;
+}
+
+/** What stages 1-2 of a step produce. */
+export interface CollectedStep {
+  /** Every sampled completion's scores (all sampling rounds), for the reward metrics. */
+  all: ScoreResult;
+  /** Every sampled completion's length in tokens. */
+  lengths: number[];
+  /** How many sampled completions were cut at maxCompletionLength. */
+  truncated: number;
+  /** The groups to train on: all of them, or with dynamic sampling the informative ones (at most promptsPerStep). */
+  batch: StepBatch;
+  seconds: { generate: number; reward: number };
+}
+
+/**
+ * Stages 1-2: sample K completions for the next prompts (`nextPrompts` gives a batch of
+ * rows) and score them. With dynamic sampling, groups whose rewards are all equal are
+ * dropped and further batches sampled until `promptsPerStep` groups are kept or
+ * `maxSamplingRounds` extra rounds have run.
+ */
+export async function collectStep(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  nextPrompts: () => EncodedGrpoRow[],
+  rewards: RewardSpec[],
+  o: Pick<StepOptions, 'sampling' | 'score' | 'dynamicSampling' | 'maxSamplingRounds' | 'promptsPerStep'>,
+): Promise<CollectedStep> {
+  const K = o.sampling.numGenerations;
+  const scores: ScoreResult[] = [];
+  const kept: StepBatch[] = [];
+  const out: Omit<CollectedStep, 'all' | 'batch'> = { lengths: [], truncated: 0, seconds: { generate: 0, reward: 0 } };
+  let keptGroups = 0;
+  for (let round = 0; ; round++) {
+    const rows = nextPrompts();
+    let t = performance.now();
+    const rollout = sampleRollout(model, tokenizer, rows, o.sampling);
+    out.seconds.generate += (performance.now() - t) / 1000;
+    t = performance.now();
+    const scored = await scoreRollout(rollout, rewards, o.score);
+    out.seconds.reward += (performance.now() - t) / 1000;
+    scores.push(scored);
+    for (const ids of rollout.completionIds) out.lengths.push(ids.length);
+    out.truncated += rollout.truncated.filter(Boolean).length;
+    const groups = o.dynamicSampling ? informativeGroups(scored.rewards, K).slice(0, o.promptsPerStep - keptGroups) : rows.map((_, g) => g);
+    kept.push(pickGroups(rollout, scored.rewards, groups));
+    keptGroups += groups.length;
+    if (!o.dynamicSampling || keptGroups >= o.promptsPerStep || round >= o.maxSamplingRounds) break;
+  }
+  return { ...out, all: concatScores(scores), batch: joinBatches(kept) };
+}
+
+/**
+ * Stages 3-4: group advantages of the batch, then `numIterations` passes of minibatch
+ * updates (see the file header for logp_old). Returns each update's metrics; an empty batch
+ * (dynamic sampling found nothing to learn from) makes no update.
+ */
+export function optimizeStep(
+  model: CausalLM,
+  optimizer: AdamW,
+  reference: CausalLM | null,
+  batch: StepBatch,
+  o: Pick<StepOptions, 'sampling' | 'scaleRewards' | 'numIterations' | 'miniBatchSize' | 'maskTruncatedCompletions' | 'padTokenId' | 'update'>,
+): UpdateMetrics[] {
+  if (batch.rows.length === 0) return [];
+  const { advantages } = rolloutAdvantages(batch.rewards, o.sampling.numGenerations, o.scaleRewards);
+  const mbs = minibatches(batch.completionIds.length, o.miniBatchSize);
+  const trainBatch = buildTrainBatch(model, { ...batch, advantages }, {
+    padTokenId: o.padTokenId,
+    temperature: o.update.temperature,
+    maskTruncatedCompletions: o.maskTruncatedCompletions,
+    needOldLogprobs: o.numIterations * mbs.length > 1,
+    reference,
+  });
+  const updates: UpdateMetrics[] = [];
+  for (let it = 0; it < o.numIterations; it++) {
+    for (const mb of mbs) updates.push(grpoUpdate(model, optimizer, trainBatch, mb, o.update));
+  }
+  return updates;
+}
+
+/** The metrics line of one step (names from METRIC_NAMES; see docs/metrics.md). */
+export function stepMetrics(
+  collected: CollectedStep,
+  updates: readonly UpdateMetrics[],
+  o: { numGenerations: number; scaleRewards: GroupScale; learningRate: number; trainSeconds: number; stepSeconds: number },
+): Record<string, number | undefined> {
+  const mean = (xs: readonly number[]): number | undefined => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined);
+  const { all, lengths } = collected;
+  const sampled = rolloutAdvantages(all.rewards, o.numGenerations, o.scaleRewards);
+  const tokens = lengths.reduce((a, b) => a + b, 0);
+  return {
+    [METRIC_NAMES.reward.mean]: mean([...all.rewards]),
+    [METRIC_NAMES.reward.std]: sampled.meanGroupStd,
+    [METRIC_NAMES.reward.fracZeroStd]: sampled.fracZeroStd,
+    ...rewardMetrics(all),
+    [METRIC_NAMES.train.loss]: mean(updates.map((u) => u.loss)),
+    [METRIC_NAMES.train.kl]: mean(updates.map((u) => u.kl)),
+    [METRIC_NAMES.train.entropy]: mean(updates.map((u) => u.entropy)),
+    [METRIC_NAMES.train.clipRatioLow]: mean(updates.map((u) => u.clipRatioLow)),
+    [METRIC_NAMES.train.clipRatioHigh]: mean(updates.map((u) => u.clipRatioHigh)),
+    [METRIC_NAMES.train.clipRatioRegion]: mean(updates.map((u) => u.clipRatioRegion)),
+    [METRIC_NAMES.train.gradNorm]: mean(updates.map((u) => u.gradNorm)),
+    [METRIC_NAMES.train.learningRate]: o.learningRate,
+    [METRIC_NAMES.rollout.completionLengthMean]: mean(lengths),
+    [METRIC_NAMES.rollout.completionLengthMin]: lengths.length ? Math.min(...lengths) : undefined,
+    [METRIC_NAMES.rollout.completionLengthMax]: lengths.length ? Math.max(...lengths) : undefined,
+    [METRIC_NAMES.rollout.truncatedRatio]: lengths.length ? collected.truncated / lengths.length : undefined,
+    [METRIC_NAMES.time.generateS]: collected.seconds.generate,
+    [METRIC_NAMES.time.rewardS]: collected.seconds.reward,
+    [METRIC_NAMES.time.trainS]: o.trainSeconds,
+    [METRIC_NAMES.throughput.tokensPerS]: tokens / Math.max(o.stepSeconds, 1e-9),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
 // The training run
 
 export interface GrpoRunOptions {
@@ -679,37 +801,6 @@ export interface GrpoRunResult {
   reportPath: string | null;
 }
 
-/** A step's numbers gathered over its sampling rounds. */
-interface StepRollout {
-  rows: EncodedGrpoRow[];
-  promptIds: number[][];
-  completionIds: number[][];
-  truncated: boolean[];
-  rewards: Float32Array;
-}
-
-function pickGroups(r: Rollout, rewards: Float32Array, groups: readonly number[]): StepRollout {
-  const K = r.numGenerations;
-  const idx = groups.flatMap((g) => Array.from({ length: K }, (_, k) => g * K + k));
-  return {
-    rows: groups.map((g) => r.rows[g]!),
-    promptIds: idx.map((i) => r.promptIds[i]!),
-    completionIds: idx.map((i) => r.completionIds[i]!),
-    truncated: idx.map((i) => r.truncated[i]!),
-    rewards: Float32Array.from(idx, (i) => rewards[i]!),
-  };
-}
-
-function joinRollouts(parts: readonly StepRollout[]): StepRollout {
-  return {
-    rows: parts.flatMap((p) => p.rows),
-    promptIds: parts.flatMap((p) => p.promptIds),
-    completionIds: parts.flatMap((p) => p.completionIds),
-    truncated: parts.flatMap((p) => p.truncated),
-    rewards: Float32Array.from(parts.flatMap((p) => [...p.rewards])),
-  };
-}
-
 function makeSchedule(c: GrpoConfig): Schedule {
   if (c.lrSchedule === 'cosine') return warmupCosine(c.learningRate, c.warmupSteps, c.steps, c.minLrRatio);
   if (c.lrSchedule === 'linear') return warmupLinear(c.learningRate, c.warmupSteps, c.steps, c.minLrRatio);
@@ -726,8 +817,7 @@ function runRngs(seed: number): { prompts: Rng; sampling: Rng } {
 async function loadData(config: GrpoConfig): Promise<{ train: GrpoRow[]; test: GrpoRow[] }> {
   const { trainFile, testFile, generate } = config.data;
   if (trainFile) return { train: await loadGrpoRows(trainFile), test: testFile ? await loadGrpoRows(testFile) : [] };
-  const gen = generate ?? (config.model.warmStart ? warmStartSftConfig(config.model.warmStart).data.generate : null);
-  if (!gen) throw new ConfigError(['"data" needs a source: "data.trainFile" or "data.generate"']);
+  const gen = generate ?? warmStartGenerate(config.model.warmStart);
   const { train, test } = generateSftExamples(gen);
   const toRow = (e: (typeof train)[number]): GrpoRow => ({ prompt: e.prompt, columns: { answer: e.answer ?? e.completion }, source: e.source });
   return { train: train.map(toRow), test: test.map(toRow) };
@@ -904,14 +994,39 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
       time.checkpoint += (performance.now() - t0) / 1000;
     };
 
-    const lossConfig: GrpoLossConfig = {
-      epsilon: config.epsilon,
-      epsilonHigh: config.epsilonHigh ?? config.epsilon,
-      beta: config.beta,
-      lossType: config.lossType,
-      maxCompletionLength: config.maxCompletionLength,
+    const stepOptions: StepOptions = {
+      sampling: {
+        numGenerations: config.numGenerations,
+        maxCompletionLength: config.maxCompletionLength,
+        temperature: config.temperature,
+        topP: config.topP,
+        topK: config.topK,
+        batchSize: config.samplingBatchSize,
+        rng: samplingRng,
+      },
+      score: scoreOptions,
+      dynamicSampling: config.dynamicSampling,
+      maxSamplingRounds: config.maxSamplingRounds,
+      promptsPerStep: config.promptsPerStep,
+      scaleRewards: config.scaleRewards,
+      numIterations: config.numIterations,
+      miniBatchSize: config.miniBatchSize,
+      maskTruncatedCompletions: config.maskTruncatedCompletions,
+      padTokenId: tokenizer.padTokenId,
+      update: {
+        loss: {
+          epsilon: config.epsilon,
+          epsilonHigh: config.epsilonHigh ?? config.epsilon,
+          beta: config.beta,
+          lossType: config.lossType,
+          maxCompletionLength: config.maxCompletionLength,
+        },
+        temperature: config.temperature,
+        entropyCoef: config.entropyCoef,
+        gradClip: config.gradClip,
+        learningRate: config.learningRate,
+      },
     };
-    const K = config.numGenerations;
 
     progress = new TrainingProgress({ total: config.steps, label: 'grpo', quiet, stream });
     progress.start(step);
@@ -919,105 +1034,33 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
     const t0 = performance.now();
     while (step < config.steps) {
       const tStep = performance.now();
-      const lr = schedule(step);
-
-      // 1-2. Sample and score; with dynamic sampling, keep only informative groups and refill.
-      const scores: ScoreResult[] = [];
-      const lengths: number[] = [];
-      let truncatedCount = 0;
-      const kept: StepRollout[] = [];
-      let keptGroups = 0;
-      const stepTime = { generate: 0, reward: 0, train: 0 };
-      for (let round = 0; ; round++) {
-        const rows = order.next().map((i) => trainRows[i]!);
-        let t = performance.now();
-        const rollout = sampleRollout(model, tokenizer, rows, {
-          numGenerations: K,
-          maxCompletionLength: config.maxCompletionLength,
-          temperature: config.temperature,
-          topP: config.topP,
-          topK: config.topK,
-          batchSize: config.samplingBatchSize,
-          rng: samplingRng,
-        });
-        stepTime.generate += (performance.now() - t) / 1000;
-        t = performance.now();
-        const scored = await scoreRollout(rollout, rewards, scoreOptions);
-        stepTime.reward += (performance.now() - t) / 1000;
-        scores.push(scored);
-        for (const ids of rollout.completionIds) lengths.push(ids.length);
-        truncatedCount += rollout.truncated.filter(Boolean).length;
-        if (!config.dynamicSampling) {
-          kept.push(pickGroups(rollout, scored.rewards, rows.map((_, g) => g)));
-          break;
-        }
-        const groups = informativeGroups(scored.rewards, K).slice(0, config.promptsPerStep - keptGroups);
-        kept.push(pickGroups(rollout, scored.rewards, groups));
-        keptGroups += groups.length;
-        if (keptGroups >= config.promptsPerStep || round >= config.maxSamplingRounds) break;
-      }
-      const all = concatScores(scores);
-      const sampledStats = rolloutAdvantages(all.rewards, K, config.scaleRewards);
-      const batch = joinRollouts(kept);
-      generatedTokens += lengths.reduce((a, b) => a + b, 0);
-
-      // 3-4. Advantages and updates.
+      const learningRate = schedule(step);
+      // 1-2. Sample K completions per prompt and score them (refilling dropped groups with dynamic sampling).
+      const collected = await collectStep(model, tokenizer, () => order.next().map((i) => trainRows[i]!), rewards, stepOptions);
+      // 3-4. Group advantages, then the policy updates.
       const tTrain = performance.now();
-      const updates: UpdateMetrics[] = [];
-      if (batch.rows.length > 0) {
-        const { advantages } = rolloutAdvantages(batch.rewards, K, config.scaleRewards);
-        const N = batch.completionIds.length;
-        const mbs = minibatches(N, config.miniBatchSize);
-        const trainBatch = buildTrainBatch(model, { ...batch, advantages }, {
-          padTokenId: tokenizer.padTokenId,
-          temperature: config.temperature,
-          maskTruncatedCompletions: config.maskTruncatedCompletions,
-          needOldLogprobs: config.numIterations * mbs.length > 1,
-          reference,
-        });
-        const updateOptions: UpdateOptions = { loss: lossConfig, temperature: config.temperature, entropyCoef: config.entropyCoef, gradClip: config.gradClip, learningRate: lr };
-        for (let it = 0; it < config.numIterations; it++) {
-          for (const mb of mbs) {
-            try {
-              updates.push(grpoUpdate(model, optimizer, trainBatch, mb, updateOptions));
-            } catch (e) {
-              if (!(e instanceof NonFiniteLossError)) throw e;
-              const where = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint had been written yet';
-              throw new Error(`training stopped at step ${step + 1}: ${e.message}, so this update was not applied; ${where}. Lower the learning rate, check the rewards' scale, or set gradClip.`);
-            }
-          }
-        }
+      let updates: UpdateMetrics[];
+      try {
+        updates = optimizeStep(model, optimizer, reference, collected.batch, { ...stepOptions, update: { ...stepOptions.update, learningRate } });
+      } catch (e) {
+        if (!(e instanceof NonFiniteLossError)) throw e;
+        const where = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint had been written yet';
+        throw new Error(`training stopped at step ${step + 1}: ${e.message}, so this update was not applied; ${where}. Lower the learning rate, check the rewards' scale, or set gradClip.`);
       }
-      stepTime.train = (performance.now() - tTrain) / 1000;
-      time.generate += stepTime.generate;
-      time.reward += stepTime.reward;
-      time.train += stepTime.train;
+      const trainSeconds = (performance.now() - tTrain) / 1000;
+      time.generate += collected.seconds.generate;
+      time.reward += collected.seconds.reward;
+      time.train += trainSeconds;
+      generatedTokens += collected.lengths.reduce((a, b) => a + b, 0);
       step++;
 
-      // Metrics of this step.
-      const mean = (xs: readonly number[]): number | undefined => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined);
-      const record: Record<string, number | undefined> = {
-        [METRIC_NAMES.reward.mean]: mean([...all.rewards]),
-        [METRIC_NAMES.reward.std]: sampledStats.meanGroupStd,
-        [METRIC_NAMES.reward.fracZeroStd]: sampledStats.fracZeroStd,
-        ...rewardMetrics(all),
-        [METRIC_NAMES.train.loss]: mean(updates.map((u) => u.loss)),
-        [METRIC_NAMES.train.kl]: mean(updates.map((u) => u.kl)),
-        [METRIC_NAMES.train.entropy]: mean(updates.map((u) => u.entropy)),
-        [METRIC_NAMES.train.clipRatioLow]: mean(updates.map((u) => u.clipRatioLow)),
-        [METRIC_NAMES.train.clipRatioHigh]: mean(updates.map((u) => u.clipRatioHigh)),
-        [METRIC_NAMES.train.clipRatioRegion]: mean(updates.map((u) => u.clipRatioRegion)),
-        [METRIC_NAMES.train.gradNorm]: mean(updates.map((u) => u.gradNorm)),
-        [METRIC_NAMES.train.learningRate]: lr,
-        [METRIC_NAMES.rollout.completionLengthMean]: mean(lengths),
-        [METRIC_NAMES.rollout.completionLengthMin]: Math.min(...lengths),
-        [METRIC_NAMES.rollout.completionLengthMax]: Math.max(...lengths),
-        [METRIC_NAMES.rollout.truncatedRatio]: truncatedCount / lengths.length,
-        [METRIC_NAMES.time.generateS]: stepTime.generate,
-        [METRIC_NAMES.time.rewardS]: stepTime.reward,
-        [METRIC_NAMES.time.trainS]: stepTime.train,
-        [METRIC_NAMES.throughput.tokensPerS]: lengths.reduce((a, b) => a + b, 0) / Math.max((performance.now() - tStep) / 1000, 1e-9),
-      };
+      const record = stepMetrics(collected, updates, {
+        numGenerations: config.numGenerations,
+        scaleRewards: config.scaleRewards,
+        learningRate,
+        trainSeconds,
+        stepSeconds: (performance.now() - tStep) / 1000,
+      });
       if (step % config.logEvery === 0 || step === config.steps) metrics.log(step, record);
       progress.update(step, record);
 

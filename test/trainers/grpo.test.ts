@@ -34,6 +34,8 @@ import {
 } from '../../src/trainers/grpo.ts';
 import { GrpoConfig, parseGrpoConfig } from '../../src/trainers/grpo-config.ts';
 import { parseRewardFlag } from '../../scripts/commands/grpo.ts';
+import { carryFreeSum, warmStartSftConfig, withCarryErrors } from '../../src/trainers/grpo-warm-start.ts';
+import { makeArithmeticSplits } from '../../datasets/arithmetic/generate.ts';
 import { useCpu } from '../lm/lm-helpers.ts';
 
 const tok = arithmeticTokenizer(); // <pad>=0 <eos>=1 <unk>=2 <bos>=3 '0'..'9'=4..13
@@ -317,5 +319,50 @@ describe('data errors', () => {
 
   it('a prompt too long for the context names its source', () => {
     expect(() => encodeGrpoRows([row('123456789012+1=', {}, 4)], tok, { maxPositions: 16, vocabSize: 22, maxCompletionLength: 4 })).toThrow(/row 4: the prompt is 16 tokens; with maxCompletionLength 4 that is 20 positions/);
+  });
+});
+
+describe('warm start with an imperfect teacher', () => {
+  it('carry-free sums drop every carry', () => {
+    expect(carryFreeSum(47, 38)).toBe(75);
+    expect(carryFreeSum(88, 87)).toBe(65);
+    expect(carryFreeSum(12, 34)).toBe(46);
+    expect(carryFreeSum(95, 5)).toBe(90);
+    expect(carryFreeSum(0, 0)).toBe(0);
+  });
+
+  it('rewrites about the given fraction of carry problems, and only those', () => {
+    const { train } = makeArithmeticSplits({ trainSize: 2000, testSize: 10, seed: 0, digits: [2, 2], operations: ['+'] });
+    const taught = withCarryErrors(train, 0.6, new Rng(1));
+    let carries = 0;
+    let changed = 0;
+    taught.forEach((e, i) => {
+      const orig = train[i]!;
+      expect(e.answer).toBe(orig.answer); // the reference stays right
+      const needsCarry = String(carryFreeSum(orig.a, orig.b)) !== orig.answer;
+      if (needsCarry) carries++;
+      if (e.completion !== orig.completion) {
+        changed++;
+        expect(needsCarry).toBe(true);
+        expect(e.completion).toBe(String(carryFreeSum(orig.a, orig.b)));
+      }
+    });
+    expect(changed / carries).toBeGreaterThan(0.55);
+    expect(changed / carries).toBeLessThan(0.65);
+    expect(withCarryErrors(train, 0, new Rng(1))).toEqual(train);
+  });
+
+  it('keys the cache folder by the SFT settings and the teacher, and puts the teacher data in it', () => {
+    const base = { preset: 'arithmetic-tiny', steps: 300, teacherCarryErrors: 0.6, cacheDir: '/tmp/cache' };
+    const a = warmStartSftConfig(base);
+    expect(a.steps).toBe(300);
+    expect(a.outDir.startsWith('/tmp/cache/arithmetic-tiny-')).toBe(true);
+    expect(a.data.trainFile).toBe(`${a.outDir}/data/train.jsonl`);
+    expect(a.data.generate).toBeNull();
+    expect(warmStartSftConfig({ ...base, steps: 301 }).outDir).not.toBe(a.outDir);
+    expect(warmStartSftConfig({ ...base, teacherCarryErrors: 0.5 }).outDir).not.toBe(a.outDir);
+    const clean = warmStartSftConfig({ ...base, teacherCarryErrors: 0 });
+    expect(clean.data.generate).not.toBeNull();
+    expect(warmStartSftConfig({ ...base, steps: 20 }).warmupSteps).toBe(20);
   });
 });

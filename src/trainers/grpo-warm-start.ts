@@ -1,0 +1,123 @@
+/**
+ * The starting policy of the GRPO demo: an SFT warm-start from a preset, trained once and
+ * cached, optionally on the demonstrations of an imperfect teacher.
+ *
+ * Imperfect teacher (`teacherCarryErrors` = f): of the training problems whose sum needs a
+ * carry, a fraction f (drawn with a fixed seed) is answered the way a pupil who forgets to
+ * carry would, digit by digit modulo 10 (`47+38=` -> `75` instead of `85`). The held-out
+ * split stays correct. SFT imitates the teacher, errors included; with f > 1/2 the wrong,
+ * carry-free answer is the more likely one for most carry problems, while the right answer
+ * keeps a probability of about 1 - f. An exact-match verifier knows better than the
+ * demonstrations, which is the situation reinforcement learning with verifiable rewards is
+ * for: GRPO can move the policy to the correct mode, and more SFT on the same data cannot.
+ *
+ * The cache folder is `<cacheDir>/<preset>-<hash>`, the hash covering the resolved SFT config
+ * and the teacher setting, so any change trains a new warm-start. SFT writes `final/`
+ * atomically after its last step; a folder with `final/trainer_state.json` is complete.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { makeArithmeticSplits, type ArithmeticExample } from '../../datasets/arithmetic/generate.ts';
+import { writeJsonl } from '../../datasets/jsonl.ts';
+import { Rng } from '../engine/rng.ts';
+import type { ProgressStream } from '../report/progress.ts';
+import { ArithmeticGenerateSchema, type GrpoConfig } from './grpo-config.ts';
+import { sftPreset } from './presets.ts';
+import { TRAINER_STATE_FILE, trainSft } from './sft.ts';
+import { parseSftConfig, type SftConfig, type SftGenerateConfig } from './sft-config.ts';
+
+export type WarmStartConfig = GrpoConfig['model']['warmStart'];
+
+/** Seed of the teacher's mistakes (fixed, so the data is a function of the settings). */
+const TEACHER_SEED = 20240601;
+
+/** `a + b` added digit by digit modulo 10, dropping every carry (`47 + 38` -> `75`). */
+export function carryFreeSum(a: number, b: number): number {
+  let out = 0;
+  let place = 1;
+  for (let x = a, y = b; x > 0 || y > 0; x = Math.floor(x / 10), y = Math.floor(y / 10)) {
+    out += ((x % 10) + (y % 10)) % 10 * place;
+    place *= 10;
+  }
+  return out;
+}
+
+/**
+ * Examples as an imperfect teacher writes them: each addition whose carry-free sum differs
+ * from the true sum gets the carry-free answer with probability `rate` (draws from `rng`,
+ * one per such example, in order). Other operations are left as they are.
+ */
+export function withCarryErrors(examples: readonly ArithmeticExample[], rate: number, rng: Rng): ArithmeticExample[] {
+  if (!(rate >= 0 && rate <= 1)) throw new Error(`withCarryErrors: rate must be in [0, 1], got ${rate}`);
+  return examples.map((e) => {
+    if (e.op !== '+') return e;
+    const wrong = String(carryFreeSum(e.a, e.b));
+    if (wrong === e.answer || rng.uniform() >= rate) return e;
+    return { ...e, completion: e.completion.replace(e.answer, wrong) };
+  });
+}
+
+/** The preset's generated-data settings (the GRPO demo's prompts and held-out split). */
+export function warmStartGenerate(warm: WarmStartConfig): SftGenerateConfig {
+  const generate = (sftPreset(warm.preset) as { data?: { generate?: unknown } }).data?.generate;
+  if (!generate) throw new Error(`warm-start preset "${warm.preset}" has no generated data (data.generate)`);
+  return ArithmeticGenerateSchema.parse(generate);
+}
+
+/**
+ * The SFT config of a warm-start: the preset with the budget override, its run folder under
+ * the cache, and, with teacher errors, data files inside that folder.
+ */
+export function warmStartSftConfig(warm: WarmStartConfig): SftConfig {
+  const preset = sftPreset(warm.preset) as Record<string, unknown> & { steps: number; warmupSteps: number };
+  const steps = warm.steps ?? preset.steps;
+  const source = `warm-start preset ${warm.preset}`;
+  const values: Record<string, unknown> = { ...preset, steps, warmupSteps: Math.min(preset.warmupSteps, steps), outDir: '(cache)' };
+  const key = createHash('sha256')
+    .update(JSON.stringify([parseSftConfig(values, { source }), warm.teacherCarryErrors]))
+    .digest('hex')
+    .slice(0, 12);
+  const dir = join(warm.cacheDir, `${warm.preset}-${key}`);
+  if (warm.teacherCarryErrors > 0) {
+    warmStartGenerate(warm); // the teacher needs generated arithmetic
+    values['data'] = { trainFile: join(dir, 'data', 'train.jsonl'), testFile: join(dir, 'data', 'test.jsonl'), generate: null };
+  }
+  return parseSftConfig({ ...values, outDir: dir }, { source });
+}
+
+export interface WarmStartResult {
+  /** The starting policy's folder (`<cache>/<preset>-<hash>/final`). */
+  modelDir: string;
+  /** True when a finished warm-start was found and reused. */
+  cached: boolean;
+  sftConfig: SftConfig;
+  /** Held-out exact-match accuracy SFT reported after its last step (null if it did not evaluate). */
+  sftAccuracy: number | null;
+  /** Seconds SFT took in this call (0 when reused). */
+  seconds: number;
+}
+
+/**
+ * The warm-started policy: reuses the cached folder when a previous run finished it,
+ * otherwise writes the teacher's data (when `teacherCarryErrors` > 0) and trains it with
+ * `trainSft`.
+ */
+export async function warmStart(warm: WarmStartConfig, options: { engine?: string; quiet?: boolean; stream?: ProgressStream } = {}): Promise<WarmStartResult> {
+  const sftConfig = warmStartSftConfig(warm);
+  const finalDir = resolve(sftConfig.outDir, 'final');
+  if (existsSync(join(finalDir, TRAINER_STATE_FILE))) {
+    const state = JSON.parse(await readFile(join(finalDir, TRAINER_STATE_FILE), 'utf8')) as { lastEval?: { accuracy?: number } | null };
+    return { modelDir: finalDir, cached: true, sftConfig, sftAccuracy: state.lastEval?.accuracy ?? null, seconds: 0 };
+  }
+  if (sftConfig.data.trainFile && sftConfig.data.testFile) {
+    const g = warmStartGenerate(warm);
+    const { train, test } = makeArithmeticSplits({ ...g, digits: [g.digits[0]!, g.digits[1]!] });
+    const taught = withCarryErrors(train, warm.teacherCarryErrors, new Rng(TEACHER_SEED));
+    await writeJsonl(sftConfig.data.trainFile, taught.map((e) => ({ prompt: e.prompt, completion: e.completion })));
+    await writeJsonl(sftConfig.data.testFile, test.map((e) => ({ prompt: e.prompt, completion: e.completion, answer: e.answer })));
+  }
+  const result = await trainSft(sftConfig, { engine: options.engine, quiet: options.quiet, stream: options.stream });
+  return { modelDir: result.finalDir, cached: false, sftConfig, sftAccuracy: result.finalEval?.accuracy ?? null, seconds: result.seconds };
+}
