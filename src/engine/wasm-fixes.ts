@@ -90,10 +90,15 @@
  * unaffected. `applyWasmFixes` is idempotent and `removeWasmFixes` restores the
  * original kernels (used by the benchmark to measure the difference).
  *
- * Items 1 (split and temporary ids) and 5 address tensors inside the wasm heap through
- * internals of tfjs-backend-wasm 4.22 (the backend's id counter, its data map, the exported
- * C functions `_BatchMatMul`, `register_tensor` and `dispose_data`); the package version is
- * pinned. When those are missing the wrappers fall back to the stock kernels.
+ * Items 1 (split, temporary ids, the cache guard) and 5 address tensors inside the wasm
+ * heap through internals of tfjs-backend-wasm 4.22 (the backend's id counter, its data map,
+ * the exported C functions `_BatchMatMul`, `register_tensor` and `dispose_data`); items 4
+ * and 8 copy within the module's `HEAPU8` at `getMemoryOffset`. The package version is
+ * pinned. When the internals are missing the wrappers fall back to the stock kernels.
+ *
+ * Known limit (stock tfjs): when XNNPACK cannot allocate its operator (heap exhausted) the
+ * C++ kernel prints "XNN status ... 6" and returns without writing the output; nothing
+ * reaches JavaScript, so such a product yields garbage instead of an error.
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
