@@ -10,7 +10,7 @@ beforeAll(async () => {
 });
 
 describe('policy-gradient algorithms learn CartPole-v1', () => {
-  it('PPO (zoo preset, 12k steps)', async () => {
+  it('PPO (CartPole preset, 12k steps)', async () => {
     const { first, last } = await cartPoleLearningCurve('ppo', 12_288);
     expect(last).toBeGreaterThan(2 * first);
     expect(last).toBeGreaterThan(4 * RANDOM_CARTPOLE_RETURN);
