@@ -96,9 +96,11 @@
  * and 8 copy within the module's `HEAPU8` at `getMemoryOffset`. The package version is
  * pinned. When the internals are missing the wrappers fall back to the stock kernels.
  *
- * Known limit (stock tfjs): when XNNPACK cannot allocate its operator (heap exhausted) the
- * C++ kernel prints "XNN status ... 6" and returns without writing the output; nothing
- * reaches JavaScript, so such a product yields garbage instead of an error.
+ * When XNNPACK cannot allocate its operator (heap exhausted) the stock C++ kernel prints
+ * "XNN status ... 6" and returns without writing the output, so the product silently holds
+ * garbage. Every BatchMatMul that reaches XNNPACK now goes through the direct route, which
+ * marks each output and throws a clear error if the mark survives the call (_FusedMatMul,
+ * unused by rlvr's models, keeps the stock behaviour).
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -235,6 +237,9 @@ function batchOf(shape: readonly number[]): number {
   return n;
 }
 
+/** Bit pattern of a NaN that no arithmetic produces from ordinary inputs: marks an output XNNPACK did not write. */
+const UNWRITTEN = 0x7fa5a5a5;
+
 /** Rows of a from which b is passed under a temporary id, so XNNPACK's packed copy of it is freed at once. */
 export const UNCACHED_B_MIN_ROWS = 256;
 
@@ -317,6 +322,19 @@ function xnnProduct(
     new Uint32Array(ix.wasm.HEAPU8.buffer, shapes, 6).set([1, rows, k, 1, k, n]);
   };
   const temps: number[] = [];
+  // XNNPACK reports a failure (its operator could not be allocated: the heap is exhausted)
+  // only on stderr and leaves the output unwritten. A marker in the first output element of
+  // each call turns that into an error instead of garbage.
+  const mark = (offset: number): void => {
+    new Uint32Array(ix.wasm.HEAPU8.buffer, offset, 1)[0] = UNWRITTEN;
+  };
+  const check = (offset: number): void => {
+    if (new Uint32Array(ix.wasm.HEAPU8.buffer, offset, 1)[0] === UNWRITTEN) {
+      throw new Error(
+        `wasm matmul fix: XNNPACK did not compute the [${m}, ${k}] x [${k}, ${n}] product (its operator could not be created; the wasm heap, 4 GiB at most, is probably exhausted)`,
+      );
+    }
+  };
   try {
     if (batchB === 1) {
       const rows = batchA * m;
@@ -324,7 +342,10 @@ function xnnProduct(
       const bId = uncached ? viewId(ix, offsetOf(ix, b), k * n) : idOf(ix, b);
       if (uncached) temps.push(bId);
       setShapes(rows);
+      const oOff = offsetOf(ix, out);
+      mark(oOff);
       ix.wasm._BatchMatMul(idOf(ix, a), shapes, 3, bId, shapes + 12, 3, 0, 0, idOf(ix, out));
+      check(oOff);
       return out;
     }
     const aOff = offsetOf(ix, a);
@@ -336,10 +357,12 @@ function xnnProduct(
       const aId = batchA === 1 ? aShared : viewId(ix, aOff + 4 * i * m * k, m * k);
       const bId = viewId(ix, bOff + 4 * i * k * n, k * n);
       const oId = viewId(ix, oOff + 4 * i * m * n, m * n);
+      mark(oOff + 4 * i * m * n);
       ix.wasm._BatchMatMul(aId, shapes, 3, bId, shapes + 12, 3, 0, 0, oId);
       if (batchA !== 1) dropId(ix, aId);
       dropId(ix, bId);
       dropId(ix, oId);
+      check(oOff + 4 * i * m * n);
     }
     return out;
   } catch (e) {
@@ -377,7 +400,7 @@ function fastPathMatMul(original: tf.KernelFunc, direct: boolean): tf.KernelFunc
     if (direct && acc !== null && a.dtype === 'float32' && b.dtype === 'float32' && k === kb && m * k * n * batchA * batchB > 0) {
       const batchShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
       const size = batchShape.reduce((p, d) => p * d, 1);
-      const single = batchB === 1 && (transposeA || transposeB || fold || batchA * m >= UNCACHED_B_MIN_ROWS);
+      const single = batchB === 1;
       const split = batchB > 1 && size === batchB && (batchA === batchB || batchA === 1) && splitBatchPays(m, k, n);
       if (single || split) outBatch = batchShape;
     }
