@@ -27,7 +27,7 @@
  * - training with many activations recomputes each block in the backward pass instead of
  *   keeping its intermediates (`gradientCheckpointing`);
  * - grouped-query attention needs no repeat of K/V: the G = H/Hkv query heads of a group
- *   are folded into the row axis, [B, Hkv, G*T, Dh] @ [B, Hkv, Dh, Tk].
+ *   are folded into the row axis, [B, Hkv, G*T, Dh] @ ([B, Hkv, Tk, Dh])^T.
  *
  * Padding and positions follow Hugging Face generation: with an attention mask (1 = real,
  * 0 = left padding) the position of a token is cumsum(mask) - 1, clamped at 0, and padded
