@@ -90,16 +90,22 @@ export class AdamW {
       const g = grads[variable.name];
       if (!g) continue;
       const state = this.momentsFor(variable);
-      tf.tidy(() => {
-        const m = state.m.mul(b1).add(g.mul(1 - b1));
-        const v = state.v.mul(b2).add(g.square().mul(1 - b2));
-        state.m.assign(m);
-        state.v.assign(v);
-        const update = m.div(bc1).div(v.div(bc2).sqrt().add(this.epsilon)).mul(learningRate);
-        let p: tf.Tensor = variable;
-        if (this.weightDecay > 0 && this.decay(variable)) p = p.mul(1 - learningRate * this.weightDecay);
-        variable.assign(p.sub(update));
-      });
+      // Stage by stage, each in its own tidy, so at most a few parameter-sized temporaries
+      // are alive at once (a 49k x 576 embedding is 113 MB per temporary).
+      const m = tf.tidy(() => state.m.add(g.sub(state.m).mul(1 - b1))); // b1 m + (1 - b1) g
+      state.m.assign(m);
+      m.dispose();
+      const v = tf.tidy(() => state.v.add(g.square().sub(state.v).mul(1 - b2))); // b2 v + (1 - b2) g^2
+      state.v.assign(v);
+      v.dispose();
+      const denom = tf.tidy(() => state.v.div(bc2).sqrt().add(this.epsilon));
+      const update = tf.tidy(() => state.m.div(denom).mul(learningRate / bc1));
+      denom.dispose();
+      const decayed = this.weightDecay > 0 && this.decay(variable);
+      const next = tf.tidy(() => (decayed ? variable.mul(1 - learningRate * this.weightDecay) : variable).sub(update));
+      update.dispose();
+      variable.assign(next);
+      next.dispose();
     }
   }
 

@@ -27,13 +27,6 @@ export class KVCache {
   values: Array<tf.Tensor4D | null>;
   /** Attention mask over the cached positions [B, L] (float32); null before the first step. */
   mask: tf.Tensor2D | null = null;
-  /**
-   * @deprecated Old name of `keys`, kept for existing callers that only select rows along
-   * the batch axis (the layout is now [B, Hkv, L, Dh], no longer transposed).
-   */
-  get keysT(): Array<tf.Tensor4D | null> {
-    return this.keys;
-  }
   /** Number of cached positions L. */
   length = 0;
   private disposed = false;

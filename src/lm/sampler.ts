@@ -369,12 +369,12 @@ function selectRows(cache: KVCache, rows: Int32Array): KVCache {
   const picked = tf.tidy(() => {
     const idx = tf.tensor1d(rows, 'int32');
     return {
-      keysT: cache.keysT.map((k) => tf.gather(k!, idx, 0)), // [B', Hkv, Dh, L]
+      keys: cache.keys.map((k) => tf.gather(k!, idx, 0)), // [B', Hkv, L, Dh]
       values: cache.values.map((v) => tf.gather(v!, idx, 0)), // [B', Hkv, L, Dh]
       mask: tf.gather(cache.mask!, idx, 0), // [B', L]
     };
   });
-  out.update(picked.keysT, picked.values, picked.mask);
+  out.update(picked.keys, picked.values, picked.mask);
   cache.dispose();
   return out;
 }

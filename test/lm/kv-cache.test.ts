@@ -115,7 +115,6 @@ describe('KV cache lifecycle', () => {
     expect(next[0]!.length).toBe(1);
     expect(cache.length).toBe(3);
     expect(cache.keys[0]!.shape).toEqual([1, 2, 3, model.dims.headDim]);
-    expect(cache.keysT).toBe(cache.keys); // the old name still reads the same arrays
     expect(cache.values[0]!.shape).toEqual([1, 2, 3, model.dims.headDim]);
     cache.dispose();
     expect(tf.memory().numTensors).toBe(start);
