@@ -35,14 +35,19 @@
  */
 import type { Rng } from '../../engine/rng.ts';
 import { box, type ActionArray, type EnvKernel, type EnvSpec } from './kernel.ts';
+import {
+  GOAL_VELOCITY,
+  GRAVITY,
+  MAX_POSITION,
+  MAX_SPEED,
+  MIN_POSITION,
+  MountainCarState,
+  mountainCarObservationSpace,
+} from './mountain-car-track.ts';
 
 const MIN_ACTION = -1.0;
 const MAX_ACTION = 1.0;
-const MIN_POSITION = -1.2;
-const MAX_POSITION = 0.6;
-const MAX_SPEED = 0.07;
 const GOAL_POSITION = 0.45;
-const GOAL_VELOCITY = 0;
 const POWER = 0.0015;
 
 const fround = Math.fround;
@@ -58,15 +63,12 @@ const F32 = 0;
 const F64 = 1;
 const PY = 2;
 
-export class MountainCarContinuousKernel implements EnvKernel {
-  readonly position: Float64Array;
-  readonly velocity: Float64Array;
+export class MountainCarContinuousKernel extends MountainCarState implements EnvKernel {
   /** 1 where the stored state is a float32 array (after a step), 0 where float64 (after reset). */
   readonly isFloat32: Uint8Array;
 
-  constructor(readonly n: number) {
-    this.position = new Float64Array(n);
-    this.velocity = new Float64Array(n);
+  constructor(n: number) {
+    super(n);
     this.isFloat32 = new Uint8Array(n);
   }
 
@@ -97,7 +99,7 @@ export class MountainCarContinuousKernel implements EnvKernel {
 
       // velocity += force * power - 0.0025 * math.cos(3 * position)
       const threePos = pKind === F32 ? fround(3 * position) : 3 * position;
-      const delta = force * POWER - 0.0025 * Math.cos(threePos); // kind: forceKind
+      const delta = force * POWER - GRAVITY * Math.cos(threePos); // kind: forceKind
       if (vKind === F32 && forceKind === PY) {
         velocity = fround(velocity + fround(delta));
       } else {
@@ -148,19 +150,9 @@ export class MountainCarContinuousKernel implements EnvKernel {
     }
   }
 
-  resetOne(i: number, rng: Rng): void {
-    this.position[i] = rng.uniformRange(-0.6, -0.4);
-    this.velocity[i] = 0;
+  override resetOne(i: number, rng: Rng): void {
+    super.resetOne(i, rng);
     this.isFloat32[i] = 0;
-  }
-
-  observeOne(i: number, obs: Float32Array, offset: number): void {
-    obs[offset] = this.position[i]!;
-    obs[offset + 1] = this.velocity[i]!;
-  }
-
-  getState(i: number): number[] {
-    return [this.position[i]!, this.velocity[i]!];
   }
 
   setState(i: number, state: readonly number[]): void {
@@ -180,7 +172,7 @@ export const mountainCarContinuousSpec: EnvSpec = {
   actionDim: 1,
   rewardThreshold: 90,
   maxEpisodeSteps: 999,
-  observationSpace: () => box([MIN_POSITION, -MAX_SPEED], [MAX_POSITION, MAX_SPEED]),
+  observationSpace: mountainCarObservationSpace,
   actionSpace: () => ({ type: 'box', ...box([MIN_ACTION], [MAX_ACTION]) }),
   createKernel: (n) => new MountainCarContinuousKernel(n),
 };

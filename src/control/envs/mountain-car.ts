@@ -14,26 +14,21 @@
  * Observation: the state rounded to float32. Initial state: position uniform in
  * [-0.6, -0.4), velocity 0. Time limit 200 steps, reward threshold -110.
  */
-import type { Rng } from '../../engine/rng.ts';
-import { box, type ActionArray, type EnvKernel, type EnvSpec } from './kernel.ts';
+import type { ActionArray, EnvKernel, EnvSpec } from './kernel.ts';
+import {
+  GOAL_VELOCITY,
+  GRAVITY,
+  MAX_POSITION,
+  MAX_SPEED,
+  MIN_POSITION,
+  MountainCarState,
+  mountainCarObservationSpace,
+} from './mountain-car-track.ts';
 
-const MIN_POSITION = -1.2;
-const MAX_POSITION = 0.6;
-const MAX_SPEED = 0.07;
 const GOAL_POSITION = 0.5;
-const GOAL_VELOCITY = 0;
 const FORCE = 0.001;
-const GRAVITY = 0.0025;
 
-export class MountainCarKernel implements EnvKernel {
-  readonly position: Float64Array;
-  readonly velocity: Float64Array;
-
-  constructor(readonly n: number) {
-    this.position = new Float64Array(n);
-    this.velocity = new Float64Array(n);
-  }
-
+export class MountainCarKernel extends MountainCarState implements EnvKernel {
   stepBatch(actions: ActionArray, obs: Float32Array, rewards: Float64Array, terminated: Uint8Array): void {
     const P = this.position;
     const V = this.velocity;
@@ -54,20 +49,6 @@ export class MountainCarKernel implements EnvKernel {
     }
   }
 
-  resetOne(i: number, rng: Rng): void {
-    this.position[i] = rng.uniformRange(-0.6, -0.4);
-    this.velocity[i] = 0;
-  }
-
-  observeOne(i: number, obs: Float32Array, offset: number): void {
-    obs[offset] = this.position[i]!;
-    obs[offset + 1] = this.velocity[i]!;
-  }
-
-  getState(i: number): number[] {
-    return [this.position[i]!, this.velocity[i]!];
-  }
-
   setState(i: number, state: readonly number[]): void {
     this.position[i] = state[0]!;
     this.velocity[i] = state[1]!;
@@ -82,7 +63,7 @@ export const mountainCarSpec: EnvSpec = {
   actionDim: 0,
   rewardThreshold: -110,
   maxEpisodeSteps: 200,
-  observationSpace: () => box([MIN_POSITION, -MAX_SPEED], [MAX_POSITION, MAX_SPEED]),
+  observationSpace: mountainCarObservationSpace,
   actionSpace: () => ({ type: 'discrete', n: 3 }),
   createKernel: (n) => new MountainCarKernel(n),
 };
