@@ -90,6 +90,8 @@ export interface BenchRun {
   solvedAtSteps: number | null;
   /** Training wall-clock seconds at that point. */
   solvedAtSeconds: number | null;
+  /** The environment's reward threshold that training was checked against (null: it has none). */
+  rewardThreshold: number | null;
   /** [environment steps, mean episode return of the iteration] for iterations that finished episodes. */
   curve: Array<[number, number]>;
 }
@@ -109,6 +111,8 @@ export interface BenchCell {
   target: number;
   /** Seeds whose final evaluation mean return is >= target. */
   finalEvalAtTarget: number;
+  /** The environment's reward threshold for the training return (null: it has none). */
+  rewardThreshold: number | null;
   /** Seeds whose training return (last 20 episodes) reached the environment's reward threshold at some point. */
   reachedInTraining: number;
   /** Median over those seeds of the environment steps / seconds at which it first happened (null when none did). */
@@ -165,7 +169,7 @@ async function runAll(jobs: BenchJob[], run: (job: BenchJob) => Promise<void>, c
 /** Reads one finished run folder. */
 export function readBenchRun(job: BenchJob): BenchRun {
   const evalPath = join(job.out, 'eval.json');
-  let summary: { envSteps: number; trainSeconds: number; solved: { envSteps: number; seconds: number } | null; eval: { meanReturn: number; stdReturn: number } | null };
+  let summary: { envSteps: number; trainSeconds: number; solved: { envSteps: number; seconds: number } | null; rewardThreshold: number | null; eval: { meanReturn: number; stdReturn: number } | null };
   let saved: { config: { numEnvs: number; numSteps: number } };
   try {
     summary = JSON.parse(readFileSync(evalPath, 'utf8'));
@@ -190,6 +194,7 @@ export function readBenchRun(job: BenchJob): BenchRun {
     evalStd: summary.eval.stdReturn,
     solvedAtSteps: summary.solved ? summary.solved.envSteps : null,
     solvedAtSeconds: summary.solved ? summary.solved.seconds : null,
+    rewardThreshold: summary.rewardThreshold ?? null,
     curve,
   };
 }
@@ -257,6 +262,7 @@ export function summarizeRuns(runs: BenchRun[]): BenchCell[] {
       evalMin: Math.min(...evals),
       evalMax: Math.max(...evals),
       target,
+      rewardThreshold: g[0]!.rewardThreshold,
       finalEvalAtTarget: evals.filter((e) => e >= target).length,
       reachedInTraining: reached.length,
       medianStepsToThreshold: median(reached.map((r) => r.solvedAtSteps!)),
@@ -273,7 +279,7 @@ export function benchTable(cells: BenchCell[]): string {
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const c of cells) {
-    const hasThreshold = c.env !== 'Pendulum-v1';
+    const hasThreshold = c.rewardThreshold !== null;
     const reach = hasThreshold ? `${c.reachedInTraining}/${c.seeds}` : 'n/a';
     const when =
       c.medianStepsToThreshold === null ? (hasThreshold ? 'never' : 'n/a') : `${Math.round(c.medianStepsToThreshold)} (${c.medianSecondsToThreshold === null ? '?' : c.medianSecondsToThreshold.toFixed(1)} s)`;

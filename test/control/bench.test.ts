@@ -22,6 +22,7 @@ const run = (algo: 'ppo' | 'a2c', seed: number, evalMean: number, solved: number
   evalStd: 0,
   solvedAtSteps: solved,
   solvedAtSeconds: solved === null ? null : solved / 1000,
+  rewardThreshold: 475,
   curve: [],
 });
 
@@ -56,7 +57,7 @@ describe('bench helpers', () => {
   });
 
   it('Pendulum-v1 is judged against -200 and has no training threshold', () => {
-    const r = { ...run('ppo', 0, -180, null), env: 'Pendulum-v1' as const };
+    const r = { ...run('ppo', 0, -180, null), env: 'Pendulum-v1' as const, rewardThreshold: null };
     const table = benchTable(summarizeRuns([r, { ...r, seed: 1, evalMean: -250 }]));
     expect(table).toContain('| Pendulum-v1 | ppo | 2 | 1000 | -215.0 ± 35.0 | -250.0 / -180.0 | -200 | 1/2 | n/a | n/a |');
   });
