@@ -535,19 +535,42 @@ function nodeName(n: Node): string | null {
  * \begin...\end environment. Escaped braces `\{` `\}` count as brackets too.
  */
 export function splitTopLevel(text: string, sep: string): string[] {
+  return splitTopLevelBy(text, (i) => (text.startsWith(sep, i) ? sep.length : 0), true).parts;
+}
+
+/**
+ * Splits `text` at separators outside every bracket: ( [ { and the escaped `\{ \( \[`
+ * with their closers count alike, and with `environments` so does every \begin...\end
+ * environment. `sepLength(i)` gives the length of a separator starting at index i, or 0;
+ * it is asked only at the top level. Returns the pieces and the separators between them
+ * (`seps.length === parts.length - 1`).
+ */
+export function splitTopLevelBy(
+  text: string,
+  sepLength: (i: number) => number,
+  environments: boolean,
+): { parts: string[]; seps: string[] } {
   const parts: string[] = [];
+  const seps: string[] = [];
   let depth = 0;
   let env = 0;
   let start = 0;
+  const splitAt = (i: number, len: number): number => {
+    parts.push(text.slice(start, i));
+    seps.push(text.slice(i, i + len));
+    start = i + len;
+    return i + len - 1;
+  };
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
     if (c === '\\') {
-      if (text.startsWith('\\begin', i)) env++;
-      else if (text.startsWith('\\end', i)) env--;
-      if (depth === 0 && env === 0 && text.startsWith(sep, i)) {
-        parts.push(text.slice(start, i));
-        i += sep.length - 1;
-        start = i + 1;
+      if (environments) {
+        if (text.startsWith('\\begin', i)) env++;
+        else if (text.startsWith('\\end', i)) env--;
+      }
+      const len = depth === 0 && env === 0 ? sepLength(i) : 0;
+      if (len > 0) {
+        i = splitAt(i, len);
         continue;
       }
       const next = text[i + 1];
@@ -558,14 +581,13 @@ export function splitTopLevel(text: string, sep: string): string[] {
     }
     if (c === '(' || c === '[' || c === '{') depth++;
     else if (c === ')' || c === ']' || c === '}') depth--;
-    else if (depth === 0 && env === 0 && text.startsWith(sep, i)) {
-      parts.push(text.slice(start, i));
-      i += sep.length - 1;
-      start = i + 1;
+    else if (depth === 0 && env === 0) {
+      const len = sepLength(i);
+      if (len > 0) i = splitAt(i, len);
     }
   }
   parts.push(text.slice(start));
-  return parts;
+  return { parts, seps };
 }
 
 /** First index of `needle` at bracket depth 0 at or after `from`, or -1. */

@@ -15,7 +15,7 @@
  * Words become a text value; text that fits none of these is kept as `raw` and can only
  * equal the identical text.
  */
-import { MathParseError, parseExpression, splitTopLevel, type Node } from './expr.ts';
+import { MathParseError, parseExpression, splitTopLevel, splitTopLevelBy, type Node } from './expr.ts';
 import { normalizeAnswer } from './normalize.ts';
 
 export type RelOp = '=' | '≠' | '<' | '≤' | '>' | '≥';
@@ -83,31 +83,13 @@ function closingIndex(s: string): number {
   return -1;
 }
 
-/** Splits at top-level relation characters, returning terms and the operators between them. */
+/**
+ * Splits at top-level relation characters, returning terms and the operators between them.
+ * Unlike list commas, a relation inside a \begin...\end environment splits too.
+ */
 function splitRelations(s: string): { terms: string[]; ops: RelOp[] } {
-  const terms: string[] = [];
-  const ops: RelOp[] = [];
-  let depth = 0;
-  let start = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (c === '\\') {
-      const next = s[i + 1];
-      if (next === '{' || next === '(' || next === '[') depth++;
-      else if (next === '}' || next === ')' || next === ']') depth--;
-      i++;
-      continue;
-    }
-    if (c === '(' || c === '[' || c === '{') depth++;
-    else if (c === ')' || c === ']' || c === '}') depth--;
-    else if (depth === 0 && REL_CHARS.has(c)) {
-      terms.push(s.slice(start, i));
-      ops.push(c as RelOp);
-      start = i + 1;
-    }
-  }
-  terms.push(s.slice(start));
-  return { terms, ops };
+  const { parts, seps } = splitTopLevelBy(s, (i) => (REL_CHARS.has(s[i]!) ? 1 : 0), false);
+  return { terms: parts, ops: seps as RelOp[] };
 }
 
 function parseStructure(s: string, depth: number): Value {
