@@ -1,11 +1,25 @@
 /** Shared helpers for the test/lm suites. */
 import * as tf from '@tensorflow/tfjs';
+import type { Rng } from '../../src/engine/rng.ts';
+import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig } from '../../src/lm/config.ts';
 
 /** The deterministic pure-JS backend, silenced. */
 export async function useCpu(): Promise<void> {
   await tf.setBackend('cpu');
   await tf.ready();
   (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+}
+
+/** One tiny config per architecture family, named for `describe.each` / `it.each`. */
+export const TINY_CONFIGS: Array<[string, CausalLMConfig]> = [
+  ['gpt2', tinyGpt2Config()],
+  ['llama (GQA, tied)', tinyLlamaConfig()],
+  ['qwen2 (qkv bias, untied)', tinyLlamaConfig({ model_type: 'qwen2', tie_word_embeddings: false })],
+];
+
+/** Random ids in [1, V) from our Rng. */
+export function randomRows(rng: Rng, lengths: number[], vocab: number): number[][] {
+  return lengths.map((n) => Array.from({ length: n }, () => 1 + rng.int(vocab - 1)));
 }
 
 /** max |a - b| over two equally shaped tensors or arrays. */

@@ -1,22 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/engine/rng.ts';
-import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig } from '../../src/lm/config.ts';
+import { tinyGpt2Config, tinyLlamaConfig } from '../../src/lm/config.ts';
 import { CausalLM } from '../../src/lm/model.ts';
-import { leftPad, maxAbsDiff, useCpu } from './lm-helpers.ts';
+import { TINY_CONFIGS, leftPad, maxAbsDiff, randomRows, useCpu } from './lm-helpers.ts';
 
 beforeAll(useCpu);
-
-const CONFIGS: Array<[string, CausalLMConfig]> = [
-  ['gpt2', tinyGpt2Config()],
-  ['llama (GQA, tied)', tinyLlamaConfig()],
-  ['qwen2 (qkv bias, untied)', tinyLlamaConfig({ model_type: 'qwen2', tie_word_embeddings: false })],
-];
-
-/** Random ids in [1, V) from our Rng. */
-function randomRows(rng: Rng, lengths: number[], vocab: number): number[][] {
-  return lengths.map((n) => Array.from({ length: n }, () => 1 + rng.int(vocab - 1)));
-}
 
 describe('CausalLM parameters', () => {
   it('counts parameters as the architecture formulas say', () => {
@@ -56,7 +45,7 @@ describe('CausalLM parameters', () => {
   });
 });
 
-describe.each(CONFIGS)('CausalLM forward (%s)', (_name, cfg) => {
+describe.each(TINY_CONFIGS)('CausalLM forward (%s)', (_name, cfg) => {
   it('is causal: changing a later token leaves earlier logits unchanged', () => {
     const m = CausalLM.create(cfg, new Rng(1));
     const rows = randomRows(new Rng(2), [9], cfg.vocab_size);
@@ -170,7 +159,7 @@ describe('input validation', () => {
 });
 
 describe('memory', () => {
-  it.each(CONFIGS)('keeps tf.memory().numTensors flat over 20 training steps and 20 cached decodes (%s)', (_name, cfg) => {
+  it.each(TINY_CONFIGS)('keeps tf.memory().numTensors flat over 20 training steps and 20 cached decodes (%s)', (_name, cfg) => {
     const m = CausalLM.create(cfg, new Rng(15));
     const ref = m.clone({ trainable: false });
     const rng = new Rng(16);

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/engine/rng.ts';
 import { CharTokenizer } from '../../src/lm/char-tokenizer.ts';
-import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig } from '../../src/lm/config.ts';
+import { tinyGpt2Config, tinyLlamaConfig } from '../../src/lm/config.ts';
 import { CausalLM } from '../../src/lm/model.ts';
 import {
   type GenerateOptions,
@@ -15,20 +15,9 @@ import {
   toPaddedBatch,
 } from '../../src/lm/sampler.ts';
 import { tokenLogprobs } from '../../src/objectives/logprobs.ts';
-import { maxAbsDiff, useCpu } from './lm-helpers.ts';
+import { TINY_CONFIGS, maxAbsDiff, randomRows, useCpu } from './lm-helpers.ts';
 
 beforeAll(useCpu);
-
-const CONFIGS: Array<[string, CausalLMConfig]> = [
-  ['gpt2', tinyGpt2Config()],
-  ['llama (GQA, tied)', tinyLlamaConfig()],
-  ['qwen2 (qkv bias, untied)', tinyLlamaConfig({ model_type: 'qwen2', tie_word_embeddings: false })],
-];
-
-/** Random ids in [1, V) from our Rng. */
-function randomRows(rng: Rng, lengths: number[], vocab: number): number[][] {
-  return lengths.map((n) => Array.from({ length: n }, () => 1 + rng.int(vocab - 1)));
-}
 
 function base(overrides: Partial<GenerateOptions> = {}): GenerateOptions {
   return { numGenerations: 1, maxNewTokens: 8, temperature: 1, eosTokenId: 0, padTokenId: 0, rng: new Rng(1), ...overrides };
@@ -59,7 +48,7 @@ function expectSameCompletions(a: GenerationResult, b: GenerationResult, tol = 1
   a.logprobs.forEach((lp, i) => expect(maxAbsDiff(lp, b.logprobs[i]!)).toBeLessThanOrEqual(tol));
 }
 
-describe.each(CONFIGS)('generate (%s)', (_name, cfg) => {
+describe.each(TINY_CONFIGS)('generate (%s)', (_name, cfg) => {
   it('greedy decoding equals a manual greedy loop over the full forward', () => {
     const model = CausalLM.create(cfg, new Rng(31));
     const prompts = randomRows(new Rng(32), [5, 1, 9], cfg.vocab_size);
