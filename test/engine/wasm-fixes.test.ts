@@ -64,7 +64,9 @@ function matMulCase(aShape: number[], bShape: number[], ta: boolean, tb: boolean
  * dimensions in the forward product (when one side's batch is 1 or absent) but its
  * BatchMatMul gradient does not (on every backend), so broadcast cases check the forward only.
  */
-const SHAPES: Array<{ name: string; a: number[]; b: number[]; broadcast?: boolean }> = [
+type ShapeCase = { name: string; a: number[]; b: number[]; broadcast?: boolean };
+
+const SHAPES: ShapeCase[] = [
   { name: '2-D small', a: [5, 7], b: [7, 3] },
   { name: '2-D', a: [33, 17], b: [17, 20] },
   { name: '2-D vector-like', a: [1, 9], b: [9, 4] },
@@ -85,25 +87,36 @@ function transposed(shape: number[], t: boolean): number[] {
   return s;
 }
 
+/** (transposeA, transposeB) pairs. */
+const ALL_TRANSPOSES: ReadonlyArray<readonly [boolean, boolean]> = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+];
+
+/**
+ * One test per shape and transpose pair: the wasm product (plain or fused) matches cpu
+ * forward and, except for broadcast shapes, in its gradients.
+ */
+function itMatchesCpu(shapes: readonly ShapeCase[], transposes: ReadonlyArray<readonly [boolean, boolean]>, fused: boolean): void {
+  for (const { name, a, b, broadcast } of shapes) {
+    for (const [ta, tb] of transposes) {
+      it(`${name}, transposeA=${ta}, transposeB=${tb}: forward${broadcast ? '' : ' and gradients'} match cpu`, async () => {
+        const f = matMulCase(transposed(a, ta), transposed(b, tb), ta, tb, fused, broadcast);
+        expectClose(await on('wasm', f), await on('cpu', f), `${fused ? 'fused ' : ''}${name} ${ta} ${tb}`);
+      });
+    }
+  }
+}
+
 beforeAll(() => {
   expect(applyWasmFixes()).toEqual(Object.values(WASM_FIX_NAMES));
   expect(applyWasmFixes()).toHaveLength(Object.keys(WASM_FIX_NAMES).length); // idempotent
 });
 
 describe('BatchMatMul fix', () => {
-  for (const { name, a, b, broadcast } of SHAPES) {
-    for (const [ta, tb] of [
-      [false, false],
-      [true, false],
-      [false, true],
-      [true, true],
-    ] as const) {
-      it(`${name}, transposeA=${ta}, transposeB=${tb}: forward${broadcast ? '' : ' and gradients'} match cpu`, async () => {
-        const f = matMulCase(transposed(a, ta), transposed(b, tb), ta, tb, false, broadcast);
-        expectClose(await on('wasm', f), await on('cpu', f), `${name} ${ta} ${tb}`);
-      });
-    }
-  }
+  itMatchesCpu(SHAPES, ALL_TRANSPOSES, false);
 
   it('matches a hand-computed product', async () => {
     // a^T b with a = [[1, 2], [3, 4], [5, 6]] (3x2), b = [[1, 0], [0, 1], [1, 1]] (3x2):
@@ -134,18 +147,11 @@ describe('BatchMatMul fix', () => {
 });
 
 describe('_FusedMatMul fix', () => {
-  for (const { name, a, b, broadcast } of SHAPES.filter((s) => s.a.length === s.b.length && s.a.length <= 3)) {
-    for (const [ta, tb] of [
-      [true, false],
-      [false, true],
-      [true, true],
-    ] as const) {
-      it(`${name}, transposeA=${ta}, transposeB=${tb}: forward${broadcast ? '' : ' and gradients'} match cpu`, async () => {
-        const f = matMulCase(transposed(a, ta), transposed(b, tb), ta, tb, true, broadcast);
-        expectClose(await on('wasm', f), await on('cpu', f), `fused ${name} ${ta} ${tb}`);
-      });
-    }
-  }
+  itMatchesCpu(
+    SHAPES.filter((s) => s.a.length === s.b.length && s.a.length <= 3),
+    ALL_TRANSPOSES.filter(([ta, tb]) => ta || tb),
+    true,
+  );
 
   it('with bias and relu, transposed: matches cpu', async () => {
     const f = (): tf.Tensor[] => {
@@ -231,7 +237,7 @@ describe('UnsortedSegmentSum / gather gradient', () => {
  * many rows (b under a temporary id), and edge sizes (k = 1, n = 1, one entry). a is
  * [..., m, k], b is [..., k, n] before transposition.
  */
-const XNN_SHAPES: Array<{ name: string; a: number[]; b: number[]; broadcast?: boolean }> = [
+const XNN_SHAPES: ShapeCase[] = [
   { name: 'batched 3 x [20, 16] x [16, 24]', a: [3, 20, 16], b: [3, 16, 24] },
   { name: '4-D attention scores [2, 3, 33, 8] x [2, 3, 8, 33]', a: [2, 3, 33, 8], b: [2, 3, 8, 33] },
   { name: '4-D attention context [2, 2, 40, 40] x [2, 2, 40, 8]', a: [2, 2, 40, 40], b: [2, 2, 40, 8] },
@@ -246,19 +252,7 @@ const XNN_SHAPES: Array<{ name: string; a: number[]; b: number[]; broadcast?: bo
 ];
 
 describe('BatchMatMul on XNNPACK per entry and with uncached b', () => {
-  for (const { name, a, b, broadcast } of XNN_SHAPES) {
-    for (const [ta, tb] of [
-      [false, false],
-      [true, false],
-      [false, true],
-      [true, true],
-    ] as const) {
-      it(`${name}, transposeA=${ta}, transposeB=${tb}: forward${broadcast ? '' : ' and gradients'} match cpu`, async () => {
-        const f = matMulCase(transposed(a, ta), transposed(b, tb), ta, tb, false, broadcast);
-        expectClose(await on('wasm', f), await on('cpu', f), `${name} ${ta} ${tb}`);
-      });
-    }
-  }
+  itMatchesCpu(XNN_SHAPES, ALL_TRANSPOSES, false);
 
   it('matches an independent float64 product per entry, and frees everything it registers', async () => {
     await tf.setBackend('wasm');
