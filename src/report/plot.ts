@@ -57,7 +57,8 @@ function tickAxis(maxAbs: number): { labelExpr: string } {
   return { labelExpr: `datum.value == 0 ? '0' : format(datum.value, '${fmt}')` };
 }
 
-interface Row {
+/** One row of a line chart's data (`data.values` of the spec): a point, with its band where it has one. */
+export interface ChartRow {
   x: number;
   y: number;
   series: string;
@@ -66,14 +67,14 @@ interface Row {
 }
 
 /** Averages consecutive buckets of rows down to at most `max` rows. */
-function downsample(rows: Row[], max: number): Row[] {
+function downsample(rows: ChartRow[], max: number): ChartRow[] {
   if (rows.length <= max) return rows;
-  const out: Row[] = [];
+  const out: ChartRow[] = [];
   for (let b = 0; b < max; b++) {
     const start = Math.floor((b * rows.length) / max);
     const end = Math.floor(((b + 1) * rows.length) / max);
     const bucket = rows.slice(start, end);
-    const mean = (f: (r: Row) => number | undefined): number | undefined => {
+    const mean = (f: (r: ChartRow) => number | undefined): number | undefined => {
       let s = 0;
       for (const r of bucket) {
         const v = f(r);
@@ -82,7 +83,7 @@ function downsample(rows: Row[], max: number): Row[] {
       }
       return s / bucket.length;
     };
-    const row: Row = { x: mean((r) => r.x)!, y: mean((r) => r.y)!, series: bucket[0]!.series };
+    const row: ChartRow = { x: mean((r) => r.x)!, y: mean((r) => r.y)!, series: bucket[0]!.series };
     const lo = mean((r) => r.lo);
     const hi = mean((r) => r.hi);
     if (lo !== undefined && hi !== undefined) {
@@ -109,7 +110,7 @@ export function lineChartSpec(options: LineChartOptions): TopLevelSpec {
     if (b && b.length !== n) throw new Error(`lineChartSvg("${title}"): bandBounds[${i}] has ${b.length} entries but series ${i} has ${n ?? 'no'} points`);
   });
   const names = new Set<string>();
-  const values: Row[] = [];
+  const values: ChartRow[] = [];
   let hasBand = false;
   let maxLen = 0;
   series.forEach((s, i) => {
@@ -119,11 +120,11 @@ export function lineChartSpec(options: LineChartOptions): TopLevelSpec {
     if (spread && spread.length !== s.points.length) {
       throw new Error(`lineChartSvg("${title}"): band for series "${s.name}" has ${spread.length} values but the series has ${s.points.length} points`);
     }
-    const rows: Row[] = [];
+    const rows: ChartRow[] = [];
     s.points.forEach(([x, y], j) => {
       if (!Number.isFinite(x)) throw new Error(`lineChartSvg("${title}"): series "${s.name}" point ${j} has a non-finite x (${x})`);
       if (!Number.isFinite(y)) return;
-      const row: Row = { x, y, series: s.name };
+      const row: ChartRow = { x, y, series: s.name };
       const d = spread?.[j];
       if (d !== undefined && Number.isFinite(d)) {
         const [bLo, bHi] = options.bandBounds?.[i]?.[j] ?? [-Infinity, Infinity];
@@ -138,7 +139,7 @@ export function lineChartSpec(options: LineChartOptions): TopLevelSpec {
     values.push(...reduced);
   });
   if (values.length === 0) throw new Error(`lineChartSvg("${title}"): no finite points to plot`);
-  const maxAbs = (f: (r: Row) => number[]): number => values.reduce((m, r) => Math.max(m, ...f(r).map(Math.abs)), 0);
+  const maxAbs = (f: (r: ChartRow) => number[]): number => values.reduce((m, r) => Math.max(m, ...f(r).map(Math.abs)), 0);
   const multi = series.length > 1;
   const color = {
     field: 'series',

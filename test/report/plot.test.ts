@@ -2,18 +2,18 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { aggregateSeeds, findSystemFonts, lineChartSpec, lineChartSvg, svgToPng, type LineChartOptions } from '../../src/report/plot.ts';
+import {
+  aggregateSeeds,
+  findSystemFonts,
+  lineChartSpec,
+  lineChartSvg,
+  svgToPng,
+  type ChartRow,
+  type LineChartOptions,
+} from '../../src/report/plot.ts';
 
-interface Row {
-  x: number;
-  y: number;
-  series: string;
-  lo?: number;
-  hi?: number;
-}
-
-function rowsOf(options: LineChartOptions): Row[] {
-  return (lineChartSpec(options) as unknown as { data: { values: Row[] } }).data.values;
+function rowsOf(options: LineChartOptions): ChartRow[] {
+  return (lineChartSpec(options) as unknown as { data: { values: ChartRow[] } }).data.values;
 }
 
 const base = { title: 't', xLabel: 'step', yLabel: 'y' };
