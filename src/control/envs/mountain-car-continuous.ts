@@ -35,15 +35,7 @@
  */
 import type { Rng } from '../../engine/rng.ts';
 import { box, type ActionArray, type EnvKernel, type EnvSpec } from './kernel.ts';
-import {
-  GOAL_VELOCITY,
-  GRAVITY,
-  MAX_POSITION,
-  MAX_SPEED,
-  MIN_POSITION,
-  MountainCarState,
-  mountainCarObservationSpace,
-} from './mountain-car-track.ts';
+import { GOAL_VELOCITY, GRAVITY, MAX_POSITION, MAX_SPEED, MIN_POSITION, MountainCarState, mountainCarObservationSpace } from './mountain-car-track.ts';
 
 const MIN_ACTION = -1.0;
 const MAX_ACTION = 1.0;

@@ -15,15 +15,7 @@
  * [-0.6, -0.4), velocity 0. Time limit 200 steps, reward threshold -110.
  */
 import type { ActionArray, EnvKernel, EnvSpec } from './kernel.ts';
-import {
-  GOAL_VELOCITY,
-  GRAVITY,
-  MAX_POSITION,
-  MAX_SPEED,
-  MIN_POSITION,
-  MountainCarState,
-  mountainCarObservationSpace,
-} from './mountain-car-track.ts';
+import { GOAL_VELOCITY, GRAVITY, MAX_POSITION, MAX_SPEED, MIN_POSITION, MountainCarState, mountainCarObservationSpace } from './mountain-car-track.ts';
 
 const GOAL_POSITION = 0.5;
 const FORCE = 0.001;
