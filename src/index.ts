@@ -374,6 +374,8 @@ export {
   benchTable,
   learningCurveSvg,
   writeBenchReport,
+  BENCH_TARGETS,
+  RETURN_RANGES,
   type BenchJob,
   type BenchOptions,
   type BenchRun,
