@@ -120,7 +120,7 @@ export function register(program: Command): void {
     .option('--workers <n>', 'runs trained at once, each in its own process (1 or 2 on a 2-core machine)', positiveInt, 1)
     .addHelpText(
       'after',
-      '\nThe default (5 algorithms x CartPole-v1 x 3 seeds, preset budgets) trains for about 15-20 minutes one run at a time\non 2 shared cores (PPO ~55 s, A2C ~75 s, TRPO/NPG ~90 s, REINFORCE ~15 s per seed); --workers 2 runs two at once.',
+      '\nThe default (5 algorithms x CartPole-v1 x 3 seeds, preset budgets) trains for about 10-15 minutes one run at a time\non 2 cores (per seed, measured: REINFORCE ~7 s, TRPO ~40 s, NPG ~50 s, A2C ~50 s, PPO ~60-120 s);\n--workers 2 runs two at once. Results: docs/control.md.',
     )
     .action(async (opts: BenchCliOptions) => {
       const runJob =
