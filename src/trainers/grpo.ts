@@ -1064,6 +1064,9 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
       if (step % config.logEvery === 0 || step === config.steps) metrics.log(step, record);
       progress.update(step, record);
 
+      // Let the event loop run (the loop is otherwise synchronous work and promise callbacks),
+      // so that a pending Ctrl-C reaches its handler before the step's end-of-step checks.
+      await new Promise<void>((done) => setImmediate(done));
       const last = step === config.steps;
       if (evalRows.length > 0 && ((config.evalEvery > 0 && step % config.evalEvery === 0) || last)) await runEvaluation(step);
       if (last) await checkpoint(join(outDir, 'final'));
