@@ -290,6 +290,7 @@ export {
 export {
   fileSha256,
   listCheckpoints,
+  modelWeightsSha256,
   optimizerStateBytes,
   readTrainerStateJson,
   restoreOptimizerState,

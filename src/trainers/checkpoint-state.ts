@@ -81,9 +81,23 @@ export async function readTrainerStateJson(dir: string, file: string, format: st
   return json as Record<string, unknown>;
 }
 
-/** SHA-256 (hex) of a file's bytes: a model's weights, to check that a recorded folder still holds them. */
+/** SHA-256 (hex) of a file's bytes. */
 export function fileSha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+/**
+ * SHA-256 (hex) of a Hugging Face folder's weights: `model.safetensors`, or the shard index
+ * and every `model-*.safetensors` shard (sorted by name), to check that a recorded folder
+ * still holds the same model. Errors name the folder when it has no weights.
+ */
+export function modelWeightsSha256(dir: string): string {
+  const names = existsSync(dir) ? readdirSync(dir).filter((n) => /^model.*\.safetensors(\.index\.json)?$/.test(n)).sort() : [];
+  if (names.length === 0) throw new Error(`${dir}: no model weights (model.safetensors or a sharded model.safetensors.index.json)`);
+  if (names.includes('model.safetensors')) return fileSha256(join(dir, 'model.safetensors'));
+  const h = createHash('sha256');
+  for (const n of names) h.update(`${n}\n${fileSha256(join(dir, n))}\n`);
+  return h.digest('hex');
 }
 
 /**

@@ -3,7 +3,7 @@
  * with an independent per-sequence formula), masks, reference and entropy terms, config
  * validation, data and reward-column errors.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -36,6 +36,7 @@ import { GrpoConfig, parseGrpoConfig } from '../../src/trainers/grpo-config.ts';
 import { parseRewardFlag } from '../../scripts/commands/grpo.ts';
 import { carryFreeSum, warmStartSftConfig, withCarryErrors } from '../../src/trainers/grpo-warm-start.ts';
 import { makeArithmeticSplits } from '../../datasets/arithmetic/generate.ts';
+import { modelWeightsSha256 } from '../../src/trainers/checkpoint-state.ts';
 import { useCpu } from '../lm/lm-helpers.ts';
 
 const tok = arithmeticTokenizer(); // <pad>=0 <eos>=1 <unk>=2 <bos>=3 '0'..'9'=4..13
@@ -364,5 +365,27 @@ describe('warm start with an imperfect teacher', () => {
     const clean = warmStartSftConfig({ ...base, teacherCarryErrors: 0 });
     expect(clean.data.generate).not.toBeNull();
     expect(warmStartSftConfig({ ...base, steps: 20 }).warmupSteps).toBe(20);
+  });
+});
+
+describe('starting-model fingerprint', () => {
+  it('hashes model.safetensors, or the shard index and shards, and names a folder without weights', () => {
+    const single = join(dir, 'single');
+    const sharded = join(dir, 'sharded');
+    for (const d of [single, sharded]) rmSync(d, { recursive: true, force: true });
+    expect(() => modelWeightsSha256(join(dir, 'nope'))).toThrow(`${join(dir, 'nope')}: no model weights`);
+    mkdirSync(single);
+    mkdirSync(sharded);
+    writeFileSync(join(single, 'model.safetensors'), 'abc');
+    const a = modelWeightsSha256(single);
+    expect(a).toMatch(/^[0-9a-f]{64}$/);
+    writeFileSync(join(sharded, 'model.safetensors.index.json'), '{}');
+    writeFileSync(join(sharded, 'model-00001-of-00002.safetensors'), 'a');
+    writeFileSync(join(sharded, 'model-00002-of-00002.safetensors'), 'b');
+    const b = modelWeightsSha256(sharded);
+    writeFileSync(join(sharded, 'model-00002-of-00002.safetensors'), 'c');
+    expect(modelWeightsSha256(sharded)).not.toBe(b);
+    writeFileSync(join(single, 'model.safetensors'), 'abd');
+    expect(modelWeightsSha256(single)).not.toBe(a);
   });
 });
