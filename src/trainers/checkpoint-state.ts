@@ -17,7 +17,28 @@ import * as tf from '@tensorflow/tfjs';
 import type { AdamW } from '../engine/optim.ts';
 import { parseSafetensors, serializeSafetensors, type SafetensorsTensor } from '../engine/safetensors.ts';
 import { safetensorsFromTensor, tensorFromSafetensors } from '../engine/tensor.ts';
+import { saveCausalLM } from '../lm/checkpoint.ts';
 import type { CausalLM } from '../lm/model.ts';
+import type { Tokenizer } from '../lm/tokenizer.ts';
+
+/** The trainer state inside a resumable checkpoint folder. */
+export const TRAINER_STATE_FILE = 'trainer_state.json';
+/** The optimizer moments inside a resumable checkpoint folder. */
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+
+/**
+ * Writes a resumable checkpoint folder atomically (a crash leaves the previous one intact):
+ * the model and tokenizer in the Hugging Face layout, `optimizer.safetensors` and
+ * `trainer_state.json` holding `state`.
+ */
+export async function saveTrainerCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, optimizer: AdamW, state: object): Promise<void> {
+  await saveCausalLM(model, tokenizer, dir, {
+    extraFiles: {
+      [TRAINER_STATE_FILE]: `${JSON.stringify(state, null, 2)}\n`,
+      [OPTIMIZER_FILE]: optimizerStateBytes(model, optimizer),
+    },
+  });
+}
 
 /** The AdamW moments of `optimizer` (built over `model.variables`) as safetensors bytes. */
 export function optimizerStateBytes(model: CausalLM, optimizer: AdamW): Uint8Array {

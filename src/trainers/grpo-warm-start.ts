@@ -25,7 +25,8 @@ import { Rng } from '../engine/rng.ts';
 import type { ProgressStream } from '../report/progress.ts';
 import { ArithmeticGenerateSchema, type GrpoConfig } from './grpo-config.ts';
 import { sftPreset } from './presets.ts';
-import { TRAINER_STATE_FILE, trainSft } from './sft.ts';
+import { TRAINER_STATE_FILE } from './checkpoint-state.ts';
+import { trainSft } from './sft.ts';
 import { parseSftConfig, type SftConfig, type SftGenerateConfig } from './sft-config.ts';
 
 export type WarmStartConfig = GrpoConfig['model']['warmStart'];

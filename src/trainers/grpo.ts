@@ -58,7 +58,7 @@ import type { RewardBatch, RewardSpec, RewardValue } from '../../rewards/types.t
 import { ConfigError } from '../engine/config.ts';
 import { AdamW, clipGradNorm, constantSchedule, type Schedule, warmupCosine, warmupLinear } from '../engine/optim.ts';
 import { Rng, type RngState } from '../engine/rng.ts';
-import { loadCausalLM, saveCausalLM } from '../lm/checkpoint.ts';
+import { loadCausalLM } from '../lm/checkpoint.ts';
 import type { CausalLM } from '../lm/model.ts';
 import { type LogprobBatch, batchLogprobs, buildLogprobBatch, generate } from '../lm/sampler.ts';
 import { type Tokenizer, loadTokenizer } from '../lm/tokenizer.ts';
@@ -72,10 +72,10 @@ import { reportFromMetricsFile } from '../report/html.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
 import { MetricsWriter, RUN_FILES, SampleWriter } from '../report/metrics.ts';
 import { type ProgressStream, TrainingProgress, printRunHeader } from '../report/progress.ts';
-import { listCheckpoints, modelWeightsSha256, optimizerStateBytes, readTrainerStateJson, restoreOptimizerState } from './checkpoint-state.ts';
+import { OPTIMIZER_FILE, TRAINER_STATE_FILE, listCheckpoints, modelWeightsSha256, readTrainerStateJson, restoreOptimizerState, saveTrainerCheckpoint } from './checkpoint-state.ts';
 import { type GrpoConfig, parseGrpoConfig } from './grpo-config.ts';
 import { type WarmStartResult, warmStart, warmStartGenerate } from './grpo-warm-start.ts';
-import { type BatchOrderState, OPTIMIZER_FILE, ShuffledBatches, TRAINER_STATE_FILE, generateSftExamples } from './sft.ts';
+import { type BatchOrderState, ShuffledBatches, generateSftExamples } from './sft.ts';
 
 // ---------------------------------------------------------------------------------------
 // Data
@@ -1008,9 +1008,7 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
         dataFingerprint: fingerprint,
         config,
       };
-      await saveCausalLM(model, tokenizer, dir, {
-        extraFiles: { [TRAINER_STATE_FILE]: `${JSON.stringify(state, null, 2)}\n`, [OPTIMIZER_FILE]: optimizerStateBytes(model, optimizer) },
-      });
+      await saveTrainerCheckpoint(dir, model, tokenizer, optimizer, state);
       lastCheckpoint = dir;
       time.checkpoint += (performance.now() - t0) / 1000;
     };

@@ -47,7 +47,7 @@ import { ConfigError } from '../engine/config.ts';
 import { AdamW, clipGradNorm, warmupCosine } from '../engine/optim.ts';
 import { Rng, type RngState } from '../engine/rng.ts';
 import { CharTokenizer } from '../lm/char-tokenizer.ts';
-import { loadCausalLM, saveCausalLM } from '../lm/checkpoint.ts';
+import { loadCausalLM } from '../lm/checkpoint.ts';
 import { type CausalLMConfig, parseConfig as parseModelConfig } from '../lm/config.ts';
 import { CausalLM } from '../lm/model.ts';
 import { generate } from '../lm/sampler.ts';
@@ -57,7 +57,7 @@ import { writeJsonAtomic } from '../report/atomic.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
 import { MetricsWriter, RUN_FILES, SampleWriter } from '../report/metrics.ts';
 import { type ProgressStream, TrainingProgress, printRunHeader } from '../report/progress.ts';
-import { optimizerStateBytes, restoreOptimizerState } from './checkpoint-state.ts';
+import { OPTIMIZER_FILE, TRAINER_STATE_FILE, restoreOptimizerState, saveTrainerCheckpoint } from './checkpoint-state.ts';
 import { type SftConfig, type SftGenerateConfig, type SftInitConfig, parseSftConfig } from './sft-config.ts';
 
 // ---------------------------------------------------------------------------------------
@@ -479,8 +479,7 @@ export interface SftTrainerState {
   config: SftConfig;
 }
 
-export const TRAINER_STATE_FILE = 'trainer_state.json';
-export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export { OPTIMIZER_FILE, TRAINER_STATE_FILE } from './checkpoint-state.ts';
 
 function fingerprint(examples: readonly SftExample[]): string {
   const h = createHash('sha256');
@@ -490,12 +489,7 @@ function fingerprint(examples: readonly SftExample[]): string {
 
 /** Writes a resumable checkpoint folder (atomically: a crash leaves the previous one intact). */
 export async function saveSftCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, optimizer: AdamW, state: SftTrainerState): Promise<void> {
-  await saveCausalLM(model, tokenizer, dir, {
-    extraFiles: {
-      [TRAINER_STATE_FILE]: `${JSON.stringify(state, null, 2)}\n`,
-      [OPTIMIZER_FILE]: optimizerStateBytes(model, optimizer),
-    },
-  });
+  await saveTrainerCheckpoint(dir, model, tokenizer, optimizer, state);
 }
 
 /** Reads and checks `trainer_state.json` of a checkpoint folder. */
