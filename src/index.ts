@@ -294,6 +294,7 @@ export {
   optimizerStateBytes,
   readTrainerStateJson,
   restoreOptimizerState,
+  saveTrainerCheckpoint,
 } from './trainers/checkpoint-state.ts';
 
 // rewards
