@@ -53,8 +53,14 @@ export async function loadCausalLM(dir: string): Promise<LoadedCausalLM> {
   const config = parseConfig(json, configPath);
   const { tensors, fileOf } = await readWeights(dir, where);
 
-  const model = CausalLM.fromWeights(config, convertTensors(config, tensors, fileOf), { source: where });
-  return { model, config, tokenizerDir: dir };
+  const weights = convertTensors(config, tensors, fileOf);
+  try {
+    // The model's variables take their own references to the data; free ours.
+    const model = CausalLM.fromWeights(config, weights, { source: where });
+    return { model, config, tokenizerDir: dir };
+  } finally {
+    for (const t of weights.values()) t.dispose();
+  }
 }
 
 /** All tensors of the checkpoint, and for each name the file it came from (for error messages). */

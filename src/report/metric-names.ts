@@ -21,7 +21,7 @@ export const METRIC_NAMES = {
     fracZeroStd: 'reward/frac_zero_std',
     /** Mean reward of one reward function: `reward/<fn>/mean`. */
     fnMean: (fn: string) => `reward/${checkFnName(fn)}/mean`,
-    /** Error rate of one reward function: `reward/<fn>/errors`. */
+    /** Failed calls of one reward function this step: `reward/<fn>/errors`. */
     fnErrors: (fn: string) => `reward/${checkFnName(fn)}/errors`,
   },
   train: {

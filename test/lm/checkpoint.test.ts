@@ -201,3 +201,16 @@ describe('load errors', () => {
     half.model.dispose();
   });
 });
+
+describe('loadCausalLM memory', () => {
+  useCpu();
+
+  it('holds no tensors beyond the model it returns', async () => {
+    for (const name of ['gpt2-tiny', 'llama-f16-sharded']) {
+      const before = tf.memory().numTensors;
+      const { model } = await loadCausalLM(join(import.meta.dirname, '..', 'fixtures', 'lm', name));
+      model.dispose();
+      expect(tf.memory().numTensors, name).toBe(before);
+    }
+  });
+});
