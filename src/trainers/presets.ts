@@ -11,9 +11,10 @@
  * `arithmetic-tiny`: a ~0.8M-parameter character-level GPT-2 (d=128, 4 layers, 4 heads,
  * context 32) trained from scratch on generated 2-digit addition ("23+45=" -> "68"; 5,000
  * training and 500 held-out problems, no prompt shared), sized to finish in minutes on a
- * 2-core CPU with the wasm backend. Its final checkpoint is the starting policy of the GRPO
- * arithmetic demo, which wants SFT to leave room for a lift, so `steps` is the knob that
- * sets how good the start is. Held-out greedy exact-match accuracy by budget (seed 0, wasm,
+ * 2-core CPU with the wasm backend. The GRPO arithmetic demo starts from this preset with
+ * 1000 steps on imperfect demonstrations (`model.warmStart` in grpo-config.ts: 60 % of the
+ * carries forgotten), so the verifier has something to correct; see docs/grpo.md. On
+ * correct data, held-out greedy exact-match accuracy by budget (seed 0, wasm,
  * measured on a shared 2-core machine; CPU time is the process's user time):
  *
  * | steps | eval/accuracy | eval/loss | wall-clock | CPU time |
