@@ -20,6 +20,8 @@ import { safetensorsFromTensor, tensorFromSafetensors } from '../engine/tensor.t
 import { saveCausalLM } from '../lm/checkpoint.ts';
 import type { CausalLM } from '../lm/model.ts';
 import type { Tokenizer } from '../lm/tokenizer.ts';
+import { writeJsonAtomic } from '../report/atomic.ts';
+import { MetricsWriter, RUN_FILES, SampleWriter } from '../report/metrics.ts';
 
 /** The trainer state inside a resumable checkpoint folder. */
 export const TRAINER_STATE_FILE = 'trainer_state.json';
@@ -144,4 +146,22 @@ export function listCheckpoints(outDir: string, stateFile: string): Array<{ dir:
   }
   out.sort((a, b) => a.step - b.step || Number(a.final) - Number(b.final));
   return out.map(({ dir, step }) => ({ dir, step }));
+}
+
+/**
+ * Open a run folder's logs: write the resolved `config.json`, and open `metrics.jsonl` and
+ * `samples.jsonl` for appending — on resume, cut back to the checkpoint's step so the
+ * resumed run's lines replace those written after it.
+ */
+export function openRunLogs(
+  outDir: string,
+  config: unknown,
+  resumeFromStep: number | null,
+): { metrics: MetricsWriter; samples: SampleWriter } {
+  writeJsonAtomic(join(outDir, RUN_FILES.config), config);
+  const options = resumeFromStep === null ? {} : { resumeFromStep };
+  return {
+    metrics: MetricsWriter.open(join(outDir, RUN_FILES.metrics), options),
+    samples: SampleWriter.open(join(outDir, RUN_FILES.samples), options),
+  };
 }

@@ -67,12 +67,11 @@ import { groupAdvantages, groupStats, type GroupScale } from '../objectives/grou
 import { grpoLoss, type GrpoLossConfig } from '../objectives/grpo-loss.ts';
 import { tokenLogprobs } from '../objectives/logprobs.ts';
 import { maskedMean } from '../objectives/ppo.ts';
-import { writeJsonAtomic } from '../report/atomic.ts';
 import { reportFromMetricsFile } from '../report/html.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
-import { MetricsWriter, RUN_FILES, SampleWriter } from '../report/metrics.ts';
+import type { MetricsWriter, SampleWriter } from '../report/metrics.ts';
 import { type ProgressStream, TrainingProgress, printRunHeader } from '../report/progress.ts';
-import { OPTIMIZER_FILE, TRAINER_STATE_FILE, listCheckpoints, modelWeightsSha256, readTrainerStateJson, restoreOptimizerState, saveTrainerCheckpoint } from './checkpoint-state.ts';
+import { OPTIMIZER_FILE, TRAINER_STATE_FILE, listCheckpoints, modelWeightsSha256, openRunLogs, readTrainerStateJson, restoreOptimizerState, saveTrainerCheckpoint } from './checkpoint-state.ts';
 import { type GrpoConfig, parseGrpoConfig } from './grpo-config.ts';
 import { type WarmStartResult, warmStart, warmStartGenerate } from './grpo-warm-start.ts';
 import { type BatchOrderState, ShuffledBatches, generateSftExamples } from './sft.ts';
@@ -947,9 +946,7 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
     }
 
     const schedule = makeSchedule(config);
-    writeJsonAtomic(join(outDir, RUN_FILES.config), config);
-    metrics = MetricsWriter.open(join(outDir, RUN_FILES.metrics), saved ? { resumeFromStep: saved.step } : {});
-    sampleLog = SampleWriter.open(join(outDir, RUN_FILES.samples), saved ? { resumeFromStep: saved.step } : {});
+    ({ metrics, samples: sampleLog } = openRunLogs(outDir, config, saved ? saved.step : null));
     printRunHeader({
       title: saved ? `rlvr grpo (resumed at step ${saved.step} from ${resumeFrom})` : 'rlvr grpo',
       engine: options.engine ?? tf.getBackend(),

@@ -53,11 +53,10 @@ import { CausalLM } from '../lm/model.ts';
 import { generate } from '../lm/sampler.ts';
 import { type Tokenizer, loadTokenizer } from '../lm/tokenizer.ts';
 import { tokenLogprobs } from '../objectives/logprobs.ts';
-import { writeJsonAtomic } from '../report/atomic.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
-import { MetricsWriter, RUN_FILES, SampleWriter } from '../report/metrics.ts';
+import type { MetricsWriter, SampleWriter } from '../report/metrics.ts';
 import { type ProgressStream, TrainingProgress, printRunHeader } from '../report/progress.ts';
-import { OPTIMIZER_FILE, TRAINER_STATE_FILE, restoreOptimizerState, saveTrainerCheckpoint } from './checkpoint-state.ts';
+import { OPTIMIZER_FILE, TRAINER_STATE_FILE, openRunLogs, restoreOptimizerState, saveTrainerCheckpoint } from './checkpoint-state.ts';
 import { type SftConfig, type SftGenerateConfig, type SftInitConfig, parseSftConfig } from './sft-config.ts';
 
 // ---------------------------------------------------------------------------------------
@@ -654,9 +653,7 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
     }
 
     const schedule = warmupCosine(config.learningRate, config.warmupSteps, config.steps, config.minLrRatio);
-    writeJsonAtomic(join(outDir, RUN_FILES.config), config);
-    metrics = MetricsWriter.open(join(outDir, RUN_FILES.metrics), saved ? { resumeFromStep: saved.step } : {});
-    sampleLog = SampleWriter.open(join(outDir, RUN_FILES.samples), saved ? { resumeFromStep: saved.step } : {});
+    ({ metrics, samples: sampleLog } = openRunLogs(outDir, config, saved ? saved.step : null));
 
     printRunHeader({
       title: saved ? `rlvr sft (resumed at step ${saved.step} from ${resumeFrom})` : 'rlvr sft',
