@@ -3,14 +3,18 @@
  * exports `register(program)`; this file only wires them together.
  */
 import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as control from './commands/control.ts';
 import * as data from './commands/data.ts';
 import * as grpo from './commands/grpo.ts';
 import * as report from './commands/report.ts';
 import * as sft from './commands/sft.ts';
 
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+// From the sources (scripts/cli.ts) package.json is one folder up; from the build (dist/scripts/cli.js), two.
+const pkgUrl = ['../package.json', '../../package.json']
+  .map((p) => new URL(p, import.meta.url))
+  .find((u) => existsSync(u));
+const pkg = (pkgUrl ? JSON.parse(readFileSync(pkgUrl, 'utf8')) : { version: 'unknown' }) as { version: string };
 
 const program = new Command()
   .name('rlvr')
