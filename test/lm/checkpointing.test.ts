@@ -25,7 +25,8 @@ interface StepResult {
   loss: number;
   grads: Map<string, Float32Array>;
   headGrad: Float32Array;
-  tensorsAfterForward: number;
+  /** Tensors alive when the forward pass ends, i.e. what the tape keeps for the backward pass (a count, not a time). */
+  liveTensorsForBackward: number;
 }
 
 /**
@@ -37,10 +38,10 @@ function step(model: CausalLM, head: tf.Variable, mode: 'auto' | boolean): StepR
   const rng = new Rng(7);
   const V = model.dims.vocabSize;
   const { ids, mask } = leftPad([9, 5, 7].map((n) => Array.from({ length: n }, () => 1 + rng.int(V - 1))));
-  let tensorsAfterForward = 0;
+  let liveTensorsForBackward = 0;
   const { value, grads } = tf.variableGrads(() => {
     const hidden = model.hiddenStates(ids, { attentionMask: mask }); // [B, T, D]
-    tensorsAfterForward = tf.memory().numTensors;
+    liveTensorsForBackward = tf.memory().numTensors;
     const logits = model.logits(hidden);
     const targets = tf.oneHot(tf.slice(ids, [0, 1], [-1, -1]), V);
     const ce = tf.losses.softmaxCrossEntropy(targets, tf.slice(logits, [0, 0, 0], [-1, 8, -1]), tf.slice(mask, [0, 1], [-1, -1]));
@@ -51,7 +52,7 @@ function step(model: CausalLM, head: tf.Variable, mode: 'auto' | boolean): StepR
     loss: value.dataSync()[0]!,
     grads: new Map(model.variables.map((v, i) => [model.variableNames[i]!, grads[v.name]!.dataSync() as Float32Array])),
     headGrad: grads[head.name]!.dataSync() as Float32Array,
-    tensorsAfterForward,
+    liveTensorsForBackward,
   };
   tf.dispose([value, ...Object.values(grads), ids, mask]);
   return out;
@@ -80,8 +81,8 @@ describe.each(['cpu', 'wasm'] as const)('checkpointed blocks on %s', (backend) =
     }
     expect(relErr(ckpt.headGrad, plain.headGrad)).toBeLessThan(1e-5);
     // Only each block's input (and the shared constants) survive the checkpointed forward.
-    expect(ckpt.tensorsAfterForward).toBeLessThan(plain.tensorsAfterForward - 10 * model.dims.numLayers);
-    expect(auto.tensorsAfterForward).toBe(plain.tensorsAfterForward);
+    expect(ckpt.liveTensorsForBackward).toBeLessThan(plain.liveTensorsForBackward - 10 * model.dims.numLayers);
+    expect(auto.liveTensorsForBackward).toBe(plain.liveTensorsForBackward);
     head.dispose();
     model.dispose();
   });
