@@ -3,8 +3,8 @@
  * first bad one as `<file>:<line>: <problem>`; blank lines are skipped, a UTF-8 byte-order
  * mark and CRLF line ends are accepted. The writer is atomic (temp file + rename).
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../src/engine/atomic.ts';
 
 /** JSON value kinds a required column can be constrained to. */
 export type JsonType = 'string' | 'number' | 'boolean' | 'object' | 'array';
@@ -66,7 +66,6 @@ export async function loadJsonl<T extends JsonRow = JsonRow>(path: string, optio
   return parseJsonl<T>(text, { ...options, source: path });
 }
 
-let tmpCounter = 0;
 
 /**
  * Writes `rows` as JSONL to `path` (parent folders are created). The file appears
@@ -87,8 +86,5 @@ export async function writeJsonl(path: string, rows: readonly object[]): Promise
       }),
     );
   });
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`;
-  await writeFile(tmp, lines.length > 0 ? lines.join('\n') + '\n' : '', 'utf8');
-  await rename(tmp, path);
+  writeFileAtomic(path, lines.length > 0 ? lines.join('\n') + '\n' : '');
 }

@@ -92,7 +92,7 @@ export {
   type ReportFromFileOptions,
   type ReportFromFileResult,
 } from './report/html.ts';
-export { writeFileAtomic, writeJsonAtomic } from './report/atomic.ts';
+export { writeFileAtomic, writeJsonAtomic } from './engine/atomic.ts';
 export { escapeHtml, formatNumber, formatDuration, formatCount, flattenConfig } from './report/format.ts';
 
 // lm tokenizers

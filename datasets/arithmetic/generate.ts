@@ -10,10 +10,10 @@
  * `allowNegative`, a subtraction whose result would be negative is drawn again (operands
  * are never negative). Results are computed exactly (BigInt), so products never round.
  */
+import { writeJsonAtomic } from '../../src/engine/atomic.ts';
 import { Rng } from '../../src/engine/rng.ts';
 import { writeJsonl } from '../jsonl.ts';
 import { splitTrainTest } from '../split.ts';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export type ArithmeticOp = '+' | '-' | '*';
@@ -248,9 +248,6 @@ export async function saveArithmeticSplits(
   const testPath = join(dir, 'test.jsonl');
   await writeJsonl(trainPath, train);
   await writeJsonl(testPath, test);
-  await mkdir(dir, { recursive: true });
-  const metaPath = join(dir, 'generation.json');
-  await writeFile(`${metaPath}.${process.pid}.tmp`, JSON.stringify({ task: 'arithmetic', ...config }, null, 2) + '\n', 'utf8');
-  await rename(`${metaPath}.${process.pid}.tmp`, metaPath);
+  writeJsonAtomic(join(dir, 'generation.json'), { task: 'arithmetic', ...config });
   return { trainPath, testPath, train: train.length, test: test.length };
 }

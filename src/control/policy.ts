@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../engine/rng.ts';
 import { readSafetensors, writeSafetensors, type SafetensorsTensor, toFloat32 } from '../engine/safetensors.ts';
-import { writeJsonAtomic } from '../report/atomic.ts';
+import { writeJsonAtomic } from '../engine/atomic.ts';
 import {
   CategoricalDistribution,
   DiagGaussianDistribution,

@@ -28,7 +28,7 @@ import { describeEngine, initEngine, type EngineBackend } from '../engine/backen
 import { loadConfigFile, mergeConfig, parseConfig } from '../engine/config.ts';
 import { Rng } from '../engine/rng.ts';
 import { explainedVariance } from '../objectives/index.ts';
-import { writeJsonAtomic } from '../report/atomic.ts';
+import { writeJsonAtomic } from '../engine/atomic.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
 import { MetricsWriter, RUN_FILES } from '../report/metrics.ts';
 import { printRunHeader, TrainingProgress, type ProgressStream } from '../report/progress.ts';

@@ -23,8 +23,8 @@
  * F16 and BF16 data stay raw 16-bit patterns (Uint16Array); `toFloat32` decodes them
  * exactly and `fromFloat32` encodes with round-to-nearest-even.
  */
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from './atomic.ts';
 
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -310,7 +310,6 @@ export function serializeSafetensors(
   return out;
 }
 
-let tmpCounter = 0;
 
 /**
  * Write a .safetensors file atomically: the bytes go to a temporary file in the same
@@ -323,36 +322,10 @@ export async function writeSafetensors(
   metadata?: Record<string, string>,
 ): Promise<void> {
   const bytes = serializeSafetensors(tensors, metadata);
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${tmpCounter++}.tmp`);
   try {
-    const fh = await open(tmp, 'w');
-    try {
-      let written = 0;
-      while (written < bytes.byteLength) {
-        const { bytesWritten } = await fh.write(bytes, written, bytes.byteLength - written);
-        written += bytesWritten;
-      }
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
+    writeFileAtomic(path, bytes);
   } catch (e) {
-    await unlink(tmp).catch(() => undefined);
     throw new Error(`safetensors ${path}: write failed (${(e as Error).message})`);
-  }
-  // Make the rename itself durable. Some platforms cannot fsync a directory; the file
-  // is already complete either way.
-  try {
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch {
-    /* best effort */
   }
 }
 

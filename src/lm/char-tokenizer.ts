@@ -32,8 +32,9 @@
  *
  * This file uses only node built-ins (no tfjs), so `datasets/` may import it.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../engine/atomic.ts';
 import type { Tokenizer } from './tokenizer.ts';
 
 export const PAD_TOKEN = '<pad>';
@@ -73,14 +74,6 @@ function describeChar(ch: string): string {
 function isLoneSurrogate(ch: string): boolean {
   const c = ch.charCodeAt(0);
   return ch.length === 1 && c >= 0xd800 && c <= 0xdfff;
-}
-
-let tmpCounter = 0;
-/** Writes through a temporary file and a rename, so a reader never sees half a file. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
 }
 
 export class CharTokenizer implements Tokenizer {
@@ -380,8 +373,8 @@ export class CharTokenizer implements Tokenizer {
   /** Writes tokenizer.json, tokenizer_config.json and special_tokens_map.json into `dir` (created if missing). */
   async save(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
-    await writeFileAtomic(join(dir, 'tokenizer.json'), JSON.stringify(this.toTokenizerJson(), null, 2) + '\n');
-    await writeFileAtomic(join(dir, 'tokenizer_config.json'), JSON.stringify(this.toTokenizerConfig(), null, 2) + '\n');
-    await writeFileAtomic(join(dir, 'special_tokens_map.json'), JSON.stringify(this.specialTokensMap(), null, 2) + '\n');
+    writeFileAtomic(join(dir, 'tokenizer.json'), JSON.stringify(this.toTokenizerJson(), null, 2) + '\n');
+    writeFileAtomic(join(dir, 'tokenizer_config.json'), JSON.stringify(this.toTokenizerConfig(), null, 2) + '\n');
+    writeFileAtomic(join(dir, 'special_tokens_map.json'), JSON.stringify(this.specialTokensMap(), null, 2) + '\n');
   }
 }

@@ -25,7 +25,8 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { PreTrainedTokenizer } from '@huggingface/transformers';
-import { CHAR_TOKENIZER_MARKER, CharTokenizer, writeFileAtomic } from './char-tokenizer.ts';
+import { writeFileAtomic } from '../engine/atomic.ts';
+import { CHAR_TOKENIZER_MARKER, CharTokenizer } from './char-tokenizer.ts';
 
 export interface ChatMessage {
   role: string;
@@ -200,7 +201,7 @@ export class TransformersTokenizer implements Tokenizer {
   async save(dir: string): Promise<void> {
     const abs = resolve(dir);
     await mkdir(abs, { recursive: true });
-    for (const [name, bytes] of this.files) await writeFileAtomic(join(abs, name), bytes);
+    for (const [name, bytes] of this.files) writeFileAtomic(join(abs, name), bytes);
   }
 }
 

@@ -20,7 +20,7 @@ import { safetensorsFromTensor, tensorFromSafetensors } from '../engine/tensor.t
 import { saveCausalLM } from '../lm/checkpoint.ts';
 import type { CausalLM } from '../lm/model.ts';
 import type { Tokenizer } from '../lm/tokenizer.ts';
-import { writeJsonAtomic } from '../report/atomic.ts';
+import { writeJsonAtomic } from '../engine/atomic.ts';
 import { MetricsWriter, RUN_FILES, SampleWriter } from '../report/metrics.ts';
 
 /** The trainer state inside a resumable checkpoint folder. */

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -110,7 +110,10 @@ describe('round trip', () => {
     });
 
     it('a failed write names the path and leaves nothing behind', async () => {
-      await expect(writeSafetensors(join(dir, 'missing-subdir', 'x.safetensors'), tensors)).rejects.toThrow(/missing-subdir.*write failed/);
+      // The parent "folder" is a regular file, so no write can succeed there.
+      await writeFile(join(dir, 'not-a-dir'), 'x');
+      await expect(writeSafetensors(join(dir, 'not-a-dir', 'x.safetensors'), tensors)).rejects.toThrow(/not-a-dir.*write failed/);
+      expect((await readdir(dir)).filter((n) => n.includes('.tmp'))).toEqual([]);
     });
   });
 });
