@@ -238,6 +238,11 @@ export class CausalLM {
     return this.variables.reduce((n, v) => n + v.size, 0);
   }
 
+  /** Architecture, size, vocabulary and context, as run headers print them. */
+  summary(): { name: string; parameters: number; vocab: number; context: number } {
+    return { name: this.config.model_type, parameters: this.numParameters(), vocab: this.dims.vocabSize, context: this.dims.maxPositions };
+  }
+
   /**
    * The live parameter variables by Hugging Face name, in our layout. Do not dispose them;
    * read them, or pass the map to another model's `setWeights`.

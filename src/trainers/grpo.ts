@@ -951,10 +951,7 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
       title: saved ? `rlvr grpo (resumed at step ${saved.step} from ${resumeFrom})` : 'rlvr grpo',
       engine: options.engine ?? tf.getBackend(),
       modelInfo: {
-        name: model.config.model_type,
-        parameters: model.numParameters(),
-        vocab: model.dims.vocabSize,
-        context: model.dims.maxPositions,
+        ...model.summary(),
         prompts: trainRows.length,
         eval: evalRows.length,
         reference: reference ? 'frozen copy of the start' : 'none (beta = 0)',

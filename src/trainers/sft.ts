@@ -659,10 +659,7 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
       title: saved ? `rlvr sft (resumed at step ${saved.step} from ${resumeFrom})` : 'rlvr sft',
       engine: options.engine ?? tf.getBackend(),
       modelInfo: {
-        name: model.config.model_type,
-        parameters: model.numParameters(),
-        vocab: model.dims.vocabSize,
-        context: model.dims.maxPositions,
+        ...model.summary(),
         train: trainSet.length,
         eval: evalSet.length,
       },
