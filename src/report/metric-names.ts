@@ -38,12 +38,23 @@ export const METRIC_NAMES = {
     approxKl: 'train/approx_kl',
     clipFrac: 'train/clip_frac',
     explainedVariance: 'train/explained_variance',
+    clipRatio: 'train/clip_ratio',
+  },
+  critic: {
+    valueLoss: 'critic/value_loss',
+    valueClipRatio: 'critic/value_clip_ratio',
+    explainedVariance: 'critic/explained_variance',
+    valuesMean: 'critic/values_mean',
+    returnsMean: 'critic/returns_mean',
+    gradNorm: 'critic/grad_norm',
+    learningRate: 'critic/learning_rate',
   },
   rollout: {
     completionLengthMean: 'rollout/completion_length/mean',
     completionLengthMin: 'rollout/completion_length/min',
     completionLengthMax: 'rollout/completion_length/max',
     truncatedRatio: 'rollout/truncated_ratio',
+    tokens: 'rollout/tokens',
     epReturn: 'rollout/ep_return',
     epLength: 'rollout/ep_length',
   },
@@ -55,10 +66,19 @@ export const METRIC_NAMES = {
     generateS: 'time/generate_s',
     rewardS: 'time/reward_s',
     trainS: 'time/train_s',
+    referenceS: 'time/reference_s',
+    valuesS: 'time/values_s',
+    criticUpdateS: 'time/critic_update_s',
+    policyUpdateS: 'time/policy_update_s',
+    stepS: 'time/step_s',
     stepsPerS: 'time/steps_per_s',
   },
   throughput: {
     tokensPerS: 'throughput/tokens_per_s',
+  },
+  memory: {
+    tensorMb: 'memory/tensor_mb',
+    rssMb: 'memory/rss_mb',
   },
 } as const;
 
