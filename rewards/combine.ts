@@ -36,7 +36,7 @@ import {
   type TagFormatOptions,
 } from './format.ts';
 import { mathReward, type MathRewardOptions } from './math/index.ts';
-import type { RewardBatch, RewardFunction, RewardSpec, RewardValue } from './types.ts';
+import { MissingColumnError, type RewardBatch, type RewardFunction, type RewardSpec, type RewardValue } from './types.ts';
 
 export interface ScoreOptions {
   /** Reward functions running at the same time. Default 4; range [1, 1024]. */
@@ -54,6 +54,8 @@ export interface RewardError {
   message: string;
   /** Problems found in this batch (1 for a throw, timeout or wrong length; else the number of bad values). */
   count: number;
+  /** The dataset column the function asked for and the batch lacks (a `MissingColumnError`), if that was the failure. */
+  missingColumn?: string;
 }
 
 export interface ScoreResult {
@@ -117,7 +119,7 @@ async function runOne(
   batch: RewardBatch,
   n: number,
   timeoutMs: number,
-): Promise<{ values: RewardValue[] } | { message: string; count: number }> {
+): Promise<{ values: RewardValue[] } | { message: string; count: number; missingColumn?: string }> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const work = Promise.resolve().then(() => spec.fn(batch, { signal: controller.signal }));
@@ -131,7 +133,8 @@ async function runOne(
   try {
     return checkValues(await Promise.race([work, timeout]), n);
   } catch (err) {
-    return { message: err instanceof Error ? err.message : String(err), count: 1 };
+    const message = err instanceof Error ? err.message : String(err);
+    return err instanceof MissingColumnError ? { message, count: 1, missingColumn: err.column } : { message, count: 1 };
   } finally {
     clearTimeout(timer);
   }
@@ -184,7 +187,7 @@ export async function scoreCompletions(
   functions.forEach((f, k) => {
     const outcome = outcomes[k] as (typeof outcomes)[number];
     if (!('values' in outcome)) {
-      errors.push({ name: f.name, message: outcome.message, count: outcome.count });
+      errors.push({ name: f.name, message: outcome.message, count: outcome.count, ...('missingColumn' in outcome && outcome.missingColumn ? { missingColumn: outcome.missingColumn } : {}) });
       perFunction[f.name] = new Array<RewardValue>(n).fill(null);
       return;
     }

@@ -64,6 +64,18 @@ export function namedReward<F extends RewardFunction>(name: string, fn: F): F {
   return fn;
 }
 
+/** A reward function asked for a dataset column the batch does not have. */
+export class MissingColumnError extends Error {
+  constructor(
+    readonly reward: string,
+    readonly column: string,
+    have: readonly string[],
+  ) {
+    super(`${reward}: the batch has no column '${column}' (columns: ${have.join(', ')})`);
+    this.name = 'MissingColumnError';
+  }
+}
+
 /**
  * Reads one dataset column from a batch, checking that it exists and has one entry per
  * completion. Errors name the column and the reward function asking for it.
@@ -71,8 +83,7 @@ export function namedReward<F extends RewardFunction>(name: string, fn: F): F {
 export function batchColumn(batch: RewardBatch, column: string, reward: string): unknown[] {
   const values = batch[column];
   if (values === undefined) {
-    const have = Object.keys(batch).join(', ');
-    throw new Error(`${reward}: the batch has no column '${column}' (columns: ${have})`);
+    throw new MissingColumnError(reward, column, Object.keys(batch));
   }
   if (!Array.isArray(values) || values.length !== batch.completions.length) {
     const len = Array.isArray(values) ? values.length : typeof values;

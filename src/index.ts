@@ -175,9 +175,8 @@ export {
   toPaddedBatch,
   sampleToken,
   samplingDistribution,
-  sequenceLogprobs,
-  batchLogprobs,
-  buildLogprobBatch,
+  tfjsSampler,
+  type Sampler,
   type GenerateOptions,
   type GenerateTextOptions,
   type GenerationResult,
@@ -185,10 +184,91 @@ export {
   type FinishReason,
   type SamplingParams,
   type TokenDistribution,
-  type LogprobBatch,
 } from './lm/sampler.ts';
+// lm per-token boundary and value head
+export {
+  type LogprobBatch,
+  type ValueModel,
+  allRows,
+  batchLogprobs,
+  buildLogprobBatch,
+  criticTokenValues,
+  criticValuesNoGrad,
+  gatherRows,
+  logprobsNoGrad,
+  policyTokenStats,
+  sequenceLogprobs,
+} from './lm/token-stats.ts';
+export { VALUE_HEAD_FILE, ValueHead } from './lm/value-head.ts';
 
-// trainers (sft)
+// trainers: shared stages
+export {
+  type BatchOrderState,
+  type EncodedPromptRow,
+  type EncodedSftExample,
+  type PromptRow,
+  type SftExample,
+  ShuffledBatches,
+  encodePromptRows,
+  encodeSftExamples,
+  exampleFingerprint,
+  generateSftExamples,
+  generatedPromptRows,
+  loadPromptRows,
+  loadSftExamples,
+  promptFingerprint,
+} from './trainers/prompts.ts';
+export {
+  type RewardsAndData,
+  type Rollout,
+  type RolloutSummary,
+  type SamplingOptions,
+  type ScoredRollout,
+  checkRewardColumns,
+  collectRollout,
+  concatScores,
+  loadPromptData,
+  loadRewardSpecs,
+  prepareRewardsAndData,
+  rewardBatch,
+  rolloutMetrics,
+  sampleRollout,
+  samplingOptions,
+  scoreRollout,
+  summarizeRollouts,
+} from './trainers/rollout.ts';
+export { type TokenBatch, type TokenBatchOptions, buildTokenBatch, minibatches, shuffledMinibatches } from './trainers/token-batch.ts';
+export { type UpdateStepOptions, NonFiniteLossError, updateStep } from './trainers/update.ts';
+export { type PromptEvalResult, type PromptEvalSample, evaluatePrompts, exactMatch, extractTaggedAnswer } from './trainers/evaluate.ts';
+export { type RunLoopOptions, type RunLoopResult, type RunOutput, createAdamW, makeSchedule, runLoop } from './trainers/run.ts';
+export {
+  type NamedVariables,
+  OPTIMIZER_FILE,
+  STATE_FORMATS,
+  TRAINER_STATE_FILE,
+  changedFields,
+  fileSha256,
+  latestCheckpoint,
+  listCheckpoints,
+  modelWeightsSha256,
+  optimizerStateBytes,
+  readTrainerStateJson,
+  restoreOptimizerState,
+  saveTrainerCheckpoint,
+} from './trainers/trainer-state.ts';
+export { ArithmeticGenerateSchema, type RlConfig, type RlRewardEntry } from './trainers/rl-config.ts';
+export {
+  type WarmStartConfig,
+  type WarmStartResult,
+  carryFreeSum,
+  startingPolicy,
+  warmStart,
+  warmStartGenerate,
+  warmStartSftConfig,
+  withCarryErrors,
+} from './trainers/warm-start.ts';
+
+// trainers: SFT
 export {
   SftConfig,
   type SftGenerateConfig,
@@ -198,104 +278,43 @@ export {
   resolveSftConfig,
 } from './trainers/sft-config.ts';
 export {
-  type BatchOrderState,
-  type EncodedSftExample,
   type SftBatch,
   type SftEvalResult,
   type SftEvalSample,
-  type SftExample,
   type SftRunOptions,
   type SftRunResult,
   type SftTrainerState,
-  OPTIMIZER_FILE,
-  ShuffledBatches,
-  TRAINER_STATE_FILE,
-  encodeSftExamples,
   evaluateSft,
-  exactMatch,
-  extractTaggedAnswer,
-  generateSftExamples,
-  initModelConfig,
-  loadSftExamples,
   makeSftBatch,
   readSftTrainerState,
-  saveSftCheckpoint,
   sftLoss,
   sftTrainStep,
-  taskTokenizer,
   trainSft,
 } from './trainers/sft.ts';
+export { initModelConfig, taskTokenizer } from './trainers/from-scratch.ts';
 export { SFT_PRESETS, sftPreset } from './trainers/presets.ts';
 
-// trainers (grpo)
-export {
-  ArithmeticGenerateSchema,
-  GrpoConfig,
-  type GrpoRewardEntry,
-  checkGrpoConfig,
-  parseGrpoConfig,
-  resolveGrpoConfig,
-} from './trainers/grpo-config.ts';
+// trainers: GRPO
+export { GrpoConfig, type GrpoRewardEntry, checkGrpoConfig, parseGrpoConfig, resolveGrpoConfig } from './trainers/grpo-config.ts';
 export {
   type CollectedStep,
-  type EncodedGrpoRow,
-  type GrpoEvalResult,
-  type GrpoEvalSample,
-  type GrpoRow,
   type GrpoRunOptions,
   type GrpoRunResult,
   type GrpoTrainerState,
-  type Rollout,
-  type SamplingOptions,
   type StepBatch,
-  type StepOptions,
-  type TrainBatch,
-  type TrainBatchOptions,
   type UpdateMetrics,
   type UpdateOptions,
   GRPO_STATE_FORMAT,
-  NonFiniteLossError,
-  buildTrainBatch,
-  checkRewardColumns,
   collectStep,
-  concatScores,
-  encodeGrpoRows,
-  evaluateGrpo,
   grpoObjective,
   grpoUpdate,
   informativeGroups,
-  latestGrpoCheckpoint,
-  loadGrpoRows,
-  loadRewardSpecs,
-  minibatches,
   optimizeStep,
-  policyTokenStats,
   readGrpoTrainerState,
-  rewardBatch,
   rolloutAdvantages,
-  sampleRollout,
-  scoreRollout,
   stepMetrics,
   trainGrpo,
 } from './trainers/grpo.ts';
-export {
-  type WarmStartConfig,
-  type WarmStartResult,
-  carryFreeSum,
-  warmStart,
-  warmStartGenerate,
-  warmStartSftConfig,
-  withCarryErrors,
-} from './trainers/grpo-warm-start.ts';
-export {
-  fileSha256,
-  listCheckpoints,
-  modelWeightsSha256,
-  optimizerStateBytes,
-  readTrainerStateJson,
-  restoreOptimizerState,
-  saveTrainerCheckpoint,
-} from './trainers/checkpoint-state.ts';
 
 // rewards
 export * from '../rewards/index.ts';

@@ -6,6 +6,7 @@
  */
 import { verifyMathAsync } from './async.ts';
 import { resolveVerifyOptions, type VerifyMathOptions } from './verify.ts';
+import { MissingColumnError } from '../types.ts';
 
 export interface MathRewardOptions extends VerifyMathOptions {
   /** Dataset column holding the reference answer (a string or a number). Default `answer`. */
@@ -64,7 +65,7 @@ export function mathReward(options: MathRewardOptions = {}): MathRewardFunction 
     if (!Array.isArray(completions)) throw new TypeError('math reward: batch.completions must be an array of strings');
     const golds = batch[column];
     if (golds === undefined) {
-      throw new Error(`math reward: the batch has no column '${column}' (columns: ${Object.keys(batch).join(', ')})`);
+      throw new MissingColumnError('math reward', column, Object.keys(batch));
     }
     if (!Array.isArray(golds) || golds.length !== completions.length) {
       throw new Error(

@@ -10,7 +10,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeEngine, initEngine } from '../../src/engine/backend.ts';
 import { formatDuration } from '../../src/report/format.ts';
 import { GrpoConfig, resolveGrpoConfig } from '../../src/trainers/grpo-config.ts';
-import { latestGrpoCheckpoint, readGrpoTrainerState, trainGrpo } from '../../src/trainers/grpo.ts';
+import { readGrpoTrainerState, trainGrpo } from '../../src/trainers/grpo.ts';
+import { latestCheckpoint } from '../../src/trainers/trainer-state.ts';
 
 function positiveInt(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
@@ -97,7 +98,7 @@ ${GrpoConfig.describe()
         if (typeof opts.resume === 'string') resumeFrom = opts.resume;
         else {
           const outDir = resolveGrpoConfig(layers).outDir;
-          const latest = latestGrpoCheckpoint(outDir);
+          const latest = latestCheckpoint(outDir);
           if (!latest) throw new Error(`--resume: no checkpoint in ${outDir} (checkpoint-<step>/ or final/ with trainer_state.json); pass the folder: --resume <dir>`);
           resumeFrom = latest;
         }

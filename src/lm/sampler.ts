@@ -1,6 +1,7 @@
 /**
- * Batched sampling from a causal LM with its KV cache, and the differentiable per-token
- * log-probabilities of given completions (what the GRPO loss and the reference model use).
+ * Batched sampling from a causal LM with its KV cache, behind the `Sampler` interface the
+ * trainers draw their rollouts through. The per-token log-probs of given completions (the
+ * training forward) live in `token-stats.ts`.
  *
  * Generation (`generate`, synchronous: tfjs reads logits back with `dataSync`, so an async
  * signature would buy nothing but overhead per token):
@@ -19,7 +20,7 @@
  *        the token is drawn by `Rng.categorical` over the kept probabilities.
  *      The reported log-prob is log softmax(z / T)[token] over the full vocabulary BEFORE
  *      any filtering (TRL / vLLM report it this way; T = 1 for greedy), which is exactly what
- *      `sequenceLogprobs` recomputes with the same temperature.
+ *      `sequenceLogprobs` (token-stats.ts) recomputes with the same temperature.
  *   4. a sequence ends at an EOS id (kept in its completion, with its log-prob), or when one
  *      of `stop.strings` first occurs in `stop.decode(completion so far)`: the completion
  *      then ends with the token that completed the stop string (kept, like EOS; the text of
@@ -29,11 +30,6 @@
  *
  * Randomness: each sequence draws from its own `rng.fork()`, forked in sequence order
  * before any work, so a seed fixes every completion whatever `batchSize` is.
- *
- * Log-prob recomputation (`sequenceLogprobs`, `buildLogprobBatch`, `batchLogprobs`): one full
- * forward over [left-padded prompt | right-padded completion] per row, the TRL layout; the
- * logits at positions P-1 .. P+T-2 score completion tokens 0 .. T-1, so the last column is
- * never fed to the model.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../engine/rng.ts';
@@ -551,128 +547,22 @@ export function generateText(model: CausalLM, tokenizer: Tokenizer, prompts: str
 }
 
 // ---------------------------------------------------------------------------------------
-// Log-probs of given completions (differentiable)
+// The sampler interface the trainers draw rollouts through
 
 /**
- * Rows of [left-padded prompt | right-padded completion], built once and reusable across
- * optimisation iterations. Row-major typed arrays:
- * - ids [N, P + T] and attentionMask [N, P + T] (1 on prompt and completion tokens);
- * - completionIds [N, T] and completionMask [N, T] (1 on completion tokens), the targets.
+ * What a trainer needs from a generation engine: K completions per prompt with their
+ * per-token log-probs, under `generate`'s contract (group-contiguous, seeded per sequence,
+ * log-probs of softmax(logits / temperature) before filtering). The tfjs sampler below runs
+ * `generate` on the live model; another engine implements the same interface and is handed
+ * the current weights after each optimizer step.
  */
-export interface LogprobBatch {
-  numRows: number;
-  /** P: the longest prompt; prompts are left-padded to it. */
-  promptLength: number;
-  /** T: the longest completion; completions are right-padded to it. */
-  completionLength: number;
-  ids: Int32Array;
-  attentionMask: Float32Array;
-  completionIds: Int32Array;
-  completionMask: Float32Array;
+export interface Sampler {
+  /** Engine name for run headers (e.g. "tfjs"). */
+  readonly name: string;
+  generate(prompts: number[][], options: GenerateOptions): Promise<GenerationResult>;
 }
 
-/** Build the padded batch for `batchLogprobs`; prompt i goes with completion i (N each). */
-export function buildLogprobBatch(promptIds: number[][], completionIds: number[][], padTokenId = 0): LogprobBatch {
-  const w = 'buildLogprobBatch';
-  if (!Array.isArray(promptIds) || !Array.isArray(completionIds) || promptIds.length !== completionIds.length || promptIds.length === 0) {
-    throw new Error(`${w}: need as many prompts as completions (at least one), got ${promptIds?.length} prompts and ${completionIds?.length} completions`);
-  }
-  const N = promptIds.length;
-  let P = 0;
-  let T = 0;
-  for (let i = 0; i < N; i++) {
-    const p = promptIds[i]!;
-    const c = completionIds[i]!;
-    if (!Array.isArray(p) || p.length === 0) throw new Error(`${w}: promptIds[${i}] is empty (every row needs at least one prompt token)`);
-    if (!Array.isArray(c)) throw new Error(`${w}: completionIds[${i}] is not an array`);
-    P = Math.max(P, p.length);
-    T = Math.max(T, c.length);
-  }
-  const W = P + T;
-  const ids = new Int32Array(N * W).fill(padTokenId);
-  const attentionMask = new Float32Array(N * W);
-  const cIds = new Int32Array(N * T).fill(padTokenId);
-  const completionMask = new Float32Array(N * T);
-  for (let i = 0; i < N; i++) {
-    const p = promptIds[i]!;
-    const c = completionIds[i]!;
-    for (const [name, arr] of [['promptIds', p], ['completionIds', c]] as const) {
-      for (let t = 0; t < arr.length; t++) {
-        if (!Number.isInteger(arr[t]) || arr[t]! < 0) throw new Error(`${w}: ${name}[${i}][${t}] = ${arr[t]} is not a token id`);
-      }
-    }
-    const off = i * W + (P - p.length);
-    ids.set(p, off);
-    attentionMask.fill(1, off, i * W + P + c.length);
-    ids.set(c, i * W + P);
-    cIds.set(c, i * T);
-    completionMask.fill(1, i * T, i * T + c.length);
-  }
-  return { numRows: N, promptLength: P, completionLength: T, ids, attentionMask, completionIds: cIds, completionMask };
-}
-
-/**
- * log softmax(logits / temperature) of each completion token given its prompt and the
- * completion tokens before it: [N, T], 0 where completionMask is 0. Differentiable with
- * respect to the model's variables. One full forward per chunk of `batchSize` rows (default
- * all) over the first P + T - 1 columns.
- */
-export function batchLogprobs(model: CausalLM, batch: LogprobBatch, options: { temperature?: number; batchSize?: number } = {}): tf.Tensor2D {
-  const w = 'batchLogprobs';
-  const tau = options.temperature ?? 1;
-  if (typeof tau !== 'number' || !Number.isFinite(tau) || !(tau > 0)) throw new Error(`${w}: temperature must be a finite number > 0, got ${tau}`);
-  const { numRows: N, promptLength: P, completionLength: T } = batch;
-  const bs = options.batchSize ?? N;
-  if (!Number.isInteger(bs) || bs < 1) throw new Error(`${w}: batchSize must be an integer >= 1, got ${bs}`);
-  const V = model.dims.vocabSize;
-  if (T === 0) return tf.zeros([N, 0]);
-  for (let k = 0; k < batch.ids.length; k++) {
-    const id = batch.ids[k]!;
-    if (id >= V) throw new Error(`${w}: token id ${id} at row ${Math.floor(k / (P + T))}, column ${k % (P + T)} is outside the model vocabulary [0, ${V})`);
-  }
-  const W = P + T;
-  const Win = W - 1; // the last completion token is only a target
-  const parts: tf.Tensor2D[] = [];
-  for (let start = 0; start < N; start += bs) {
-    const n = Math.min(bs, N - start);
-    const ids = new Int32Array(n * Win);
-    const mask = new Float32Array(n * Win);
-    for (let r = 0; r < n; r++) {
-      ids.set(batch.ids.subarray((start + r) * W, (start + r) * W + Win), r * Win);
-      mask.set(batch.attentionMask.subarray((start + r) * W, (start + r) * W + Win), r * Win);
-    }
-    parts.push(
-      tf.tidy(() => {
-        const hidden = model.hiddenStates(tf.tensor2d(ids, [n, Win], 'int32'), { attentionMask: tf.tensor2d(mask, [n, Win]) }); // [n, Win, D]
-        const h = tf.slice(hidden, [0, P - 1, 0], [n, T, -1]); // positions predicting completion tokens
-        const logits = model.logits(h); // [n, T, V]
-        const logp = tf.logSoftmax(tau === 1 ? logits : tf.div(logits, tau)); // [n, T, V]
-        const targets = tf.tensor2d(batch.completionIds.subarray(start * T, (start + n) * T), [n, T], 'int32');
-        // One-hot gather (the gradient of tf.gather needs UnsortedSegmentSum); int32 then
-        // cast, since wasm's float32 oneHot is wrong in tfjs 4.22.
-        const onehot = tf.cast(tf.oneHot(targets, V), 'float32'); // [n, T, V]
-        const cmask = tf.tensor2d(batch.completionMask.subarray(start * T, (start + n) * T), [n, T]);
-        return tf.mul(tf.sum(tf.mul(logp, onehot), -1), cmask) as tf.Tensor2D; // [n, T]
-      }),
-    );
-  }
-  if (parts.length === 1) return parts[0]!;
-  const out = tf.concat(parts, 0);
-  tf.dispose(parts);
-  return out;
-}
-
-/**
- * Per-token log-probs [N, T] of `completionIds[i]` given `promptIds[i]` (see `batchLogprobs`)
- * and the matching mask [N, T] (1 on completion tokens).
- */
-export function sequenceLogprobs(
-  model: CausalLM,
-  promptIds: number[][],
-  completionIds: number[][],
-  options: { temperature?: number; batchSize?: number; padTokenId?: number } = {},
-): { logprobs: tf.Tensor2D; mask: tf.Tensor2D } {
-  const batch = buildLogprobBatch(promptIds, completionIds, options.padTokenId ?? 0);
-  const logprobs = batchLogprobs(model, batch, options);
-  return { logprobs, mask: tf.tensor2d(batch.completionMask, [batch.numRows, batch.completionLength]) };
+/** A `Sampler` over a tfjs `CausalLM`: it reads the model's variables, so it always samples the current weights. */
+export function tfjsSampler(model: CausalLM): Sampler {
+  return { name: 'tfjs', generate: async (prompts, options) => generate(model, prompts, options) };
 }

@@ -31,3 +31,9 @@ export {
   type GrpoMetrics,
   type GrpoLossTensors,
 } from './grpo-loss.ts';
+export {
+  tokenGae,
+  maskedWhiten,
+  type TokenGaeInput,
+  type TokenGaeOutput,
+} from './token-gae.ts';

@@ -7,13 +7,11 @@ import { CausalLM } from '../../src/lm/model.ts';
 import {
   type GenerateOptions,
   type GenerationResult,
-  batchLogprobs,
-  buildLogprobBatch,
   generate,
   generateText,
-  sequenceLogprobs,
   toPaddedBatch,
 } from '../../src/lm/sampler.ts';
+import { batchLogprobs, buildLogprobBatch, sequenceLogprobs } from '../../src/lm/token-stats.ts';
 import { tokenLogprobs } from '../../src/objectives/logprobs.ts';
 import { TINY_CONFIGS, maxAbsDiff, randomRows, useCpu } from './lm-helpers.ts';
 

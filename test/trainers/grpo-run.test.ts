@@ -16,7 +16,8 @@ import { loadCausalLM, saveCausalLM } from '../../src/lm/checkpoint.ts';
 import { tinyGpt2Config } from '../../src/lm/config.ts';
 import { CausalLM } from '../../src/lm/model.ts';
 import { readMetrics, readSamples } from '../../src/report/metrics.ts';
-import { latestGrpoCheckpoint, readGrpoTrainerState, trainGrpo } from '../../src/trainers/grpo.ts';
+import { readGrpoTrainerState, trainGrpo } from '../../src/trainers/grpo.ts';
+import { latestCheckpoint as latestGrpoCheckpoint } from '../../src/trainers/trainer-state.ts';
 import { type GrpoConfig, parseGrpoConfig } from '../../src/trainers/grpo-config.ts';
 import { useCpu } from '../lm/lm-helpers.ts';
 

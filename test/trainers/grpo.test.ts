@@ -15,28 +15,18 @@ import { ConfigError } from '../../src/engine/config.ts';
 import { Rng } from '../../src/engine/rng.ts';
 import { tinyGpt2Config } from '../../src/lm/config.ts';
 import { CausalLM } from '../../src/lm/model.ts';
-import { batchLogprobs, buildLogprobBatch } from '../../src/lm/sampler.ts';
+import { batchLogprobs, buildLogprobBatch } from '../../src/lm/token-stats.ts';
+import { tfjsSampler } from '../../src/lm/sampler.ts';
 import { tokenLogprobs } from '../../src/objectives/logprobs.ts';
-import {
-  buildTrainBatch,
-  checkRewardColumns,
-  concatScores,
-  encodeGrpoRows,
-  grpoObjective,
-  informativeGroups,
-  loadGrpoRows,
-  minibatches,
-  rewardBatch,
-  rolloutAdvantages,
-  sampleRollout,
-  type GrpoRow,
-  type UpdateOptions,
-} from '../../src/trainers/grpo.ts';
+import { grpoObjective, informativeGroups, rolloutAdvantages, type UpdateOptions } from '../../src/trainers/grpo.ts';
+import { encodePromptRows, loadPromptRows, type PromptRow } from '../../src/trainers/prompts.ts';
+import { checkRewardColumns, concatScores, rewardBatch, sampleRollout } from '../../src/trainers/rollout.ts';
+import { buildTokenBatch, minibatches } from '../../src/trainers/token-batch.ts';
 import { GrpoConfig, parseGrpoConfig } from '../../src/trainers/grpo-config.ts';
 import { parseRewardFlag } from '../../scripts/commands/grpo.ts';
-import { carryFreeSum, warmStartSftConfig, withCarryErrors } from '../../src/trainers/grpo-warm-start.ts';
+import { carryFreeSum, warmStartSftConfig, withCarryErrors } from '../../src/trainers/warm-start.ts';
 import { makeArithmeticSplits } from '../../datasets/arithmetic/generate.ts';
-import { modelWeightsSha256 } from '../../src/trainers/checkpoint-state.ts';
+import { modelWeightsSha256 } from '../../src/trainers/trainer-state.ts';
 import { useCpu } from '../lm/lm-helpers.ts';
 
 const tok = arithmeticTokenizer(); // <pad>=0 <eos>=1 <unk>=2 <bos>=3 '0'..'9'=4..13
@@ -48,7 +38,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function row(prompt: string, columns: Record<string, unknown>, i = 0): GrpoRow {
+function row(prompt: string, columns: Record<string, unknown>, i = 0): PromptRow {
   return { prompt, columns, source: `row ${i}` };
 }
 
@@ -129,11 +119,11 @@ describe('loss plumbing on a hand-made batch', () => {
 
   it('with one update per step, the gradient is exactly -mean_i A_i * mean_t grad log p (per-sequence, unpadded reference)', () => {
     const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16 }), new Rng(3));
-    const batch = buildTrainBatch(model, { promptIds: prompts, completionIds: completions, truncated: [false, false, false, false], advantages }, {
+    const batch = buildTokenBatch({ promptIds: prompts, completionIds: completions, truncated: [false, false, false, false] }, {
       padTokenId: 0,
       temperature: 0.7,
       maskTruncatedCompletions: false,
-      needOldLogprobs: false,
+      oldPolicy: null,
       reference: null,
     });
     expect(batch.oldLogprobs).toBeNull();
@@ -141,7 +131,7 @@ describe('loss plumbing on a hand-made batch', () => {
     const rows = [0, 1, 2, 3];
     let metrics!: ReturnType<typeof grpoObjective>['metrics'];
     const ours = grads(() => {
-      const out = grpoObjective(model, batch, rows, { loss: loss(), temperature: 0.7, entropyCoef: 0 });
+      const out = grpoObjective(model, batch, advantages, rows, { loss: loss(), temperature: 0.7, entropyCoef: 0 });
       metrics = out.metrics;
       return out.loss;
     }, model);
@@ -165,10 +155,10 @@ describe('loss plumbing on a hand-made batch', () => {
 
   it('recomputed old log-probs (several updates per step) give the same first gradient and ratio 1', () => {
     const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16 }), new Rng(4));
-    const base = { promptIds: prompts, completionIds: completions, truncated: [false, false, false, false], advantages };
+    const base = { promptIds: prompts, completionIds: completions, truncated: [false, false, false, false] };
     const opts = { padTokenId: 0, temperature: 1, maskTruncatedCompletions: false, reference: null };
-    const detached = buildTrainBatch(model, base, { ...opts, needOldLogprobs: false });
-    const recomputed = buildTrainBatch(model, base, { ...opts, needOldLogprobs: true });
+    const detached = buildTokenBatch(base, { ...opts, oldPolicy: null });
+    const recomputed = buildTokenBatch(base, { ...opts, oldPolicy: model });
     expect(recomputed.oldLogprobs).not.toBeNull();
     const mask = recomputed.lossMask;
     recomputed.oldLogprobs!.forEach((v, i) => {
@@ -176,26 +166,26 @@ describe('loss plumbing on a hand-made batch', () => {
       else expect(v).toBeLessThan(0);
     });
     const o = { loss: loss({ lossType: 'dapo' }), temperature: 1, entropyCoef: 0 };
-    const g1 = grads(() => grpoObjective(model, detached, [0, 1, 2, 3], o).loss, model);
-    const g2 = grads(() => grpoObjective(model, recomputed, [0, 1, 2, 3], o).loss, model);
+    const g1 = grads(() => grpoObjective(model, detached, advantages, [0, 1, 2, 3], o).loss, model);
+    const g2 = grads(() => grpoObjective(model, recomputed, advantages, [0, 1, 2, 3], o).loss, model);
     expect(maxRelDiff(g2, g1)).toBeLessThan(1e-5);
     model.dispose();
   });
 
   it('masks truncated completions out of the loss when asked', () => {
     const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16 }), new Rng(5));
-    const base = { promptIds: prompts, completionIds: completions, truncated: [false, true, false, true], advantages };
-    const opts = { padTokenId: 0, temperature: 1, needOldLogprobs: false, reference: null };
-    const kept = buildTrainBatch(model, base, { ...opts, maskTruncatedCompletions: false });
-    const masked = buildTrainBatch(model, base, { ...opts, maskTruncatedCompletions: true });
+    const base = { promptIds: prompts, completionIds: completions, truncated: [false, true, false, true] };
+    const opts = { padTokenId: 0, temperature: 1, oldPolicy: null, reference: null };
+    const kept = buildTokenBatch(base, { ...opts, maskTruncatedCompletions: false });
+    const masked = buildTokenBatch(base, { ...opts, maskTruncatedCompletions: true });
     const T = kept.layout.completionLength; // 3
     expect([...kept.lossMask]).toEqual([1, 1, 0, 1, 1, 1, 1, 0, 0, 1, 1, 1]);
     expect([...masked.lossMask]).toEqual([1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
     expect(T).toBe(3);
     // With rows 1 and 3 masked, the 'bnpo' loss equals the loss of rows 0 and 2 alone.
     const o = { loss: loss({ lossType: 'bnpo' }), temperature: 1, entropyCoef: 0 };
-    const all = grpoObjective(model, masked, [0, 1, 2, 3], o);
-    const two = grpoObjective(model, kept, [0, 2], o);
+    const all = grpoObjective(model, masked, advantages, [0, 1, 2, 3], o);
+    const two = grpoObjective(model, kept, advantages, [0, 2], o);
     expect(all.loss.dataSync()[0]).toBeCloseTo(two.loss.dataSync()[0]!, 6);
     tf.dispose([all.loss, two.loss]);
     model.dispose();
@@ -204,22 +194,22 @@ describe('loss plumbing on a hand-made batch', () => {
   it('a reference equal to the policy gives KL 0 and the same gradient; the entropy bonus subtracts coef x H', () => {
     const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16 }), new Rng(6));
     const ref = model.clone({ trainable: false });
-    const base = { promptIds: prompts, completionIds: completions, truncated: [false, false, false, false], advantages };
-    const opts = { padTokenId: 0, temperature: 1, maskTruncatedCompletions: false, needOldLogprobs: false };
-    const withRef = buildTrainBatch(model, base, { ...opts, reference: ref });
-    const noRef = buildTrainBatch(model, base, { ...opts, reference: null });
+    const base = { promptIds: prompts, completionIds: completions, truncated: [false, false, false, false] };
+    const opts = { padTokenId: 0, temperature: 1, maskTruncatedCompletions: false, oldPolicy: null };
+    const withRef = buildTokenBatch(base, { ...opts, reference: ref });
+    const noRef = buildTokenBatch(base, { ...opts, reference: null });
     let m!: ReturnType<typeof grpoObjective>['metrics'];
     const gRef = grads(() => {
-      const out = grpoObjective(model, withRef, [0, 1, 2, 3], { loss: loss({ beta: 0.1 }), temperature: 1, entropyCoef: 0 });
+      const out = grpoObjective(model, withRef, advantages, [0, 1, 2, 3], { loss: loss({ beta: 0.1 }), temperature: 1, entropyCoef: 0 });
       m = out.metrics;
       return out.loss;
     }, model);
     expect(Math.abs(m.kl)).toBeLessThan(1e-6);
-    const g0 = grads(() => grpoObjective(model, noRef, [0, 1, 2, 3], { loss: loss(), temperature: 1, entropyCoef: 0 }).loss, model);
+    const g0 = grads(() => grpoObjective(model, noRef, advantages, [0, 1, 2, 3], { loss: loss(), temperature: 1, entropyCoef: 0 }).loss, model);
     expect(maxRelDiff(gRef, g0)).toBeLessThan(1e-4);
 
-    const plain = grpoObjective(model, noRef, [0, 1, 2, 3], { loss: loss(), temperature: 1, entropyCoef: 0 });
-    const bonus = grpoObjective(model, noRef, [0, 1, 2, 3], { loss: loss(), temperature: 1, entropyCoef: 0.5 });
+    const plain = grpoObjective(model, noRef, advantages, [0, 1, 2, 3], { loss: loss(), temperature: 1, entropyCoef: 0 });
+    const bonus = grpoObjective(model, noRef, advantages, [0, 1, 2, 3], { loss: loss(), temperature: 1, entropyCoef: 0.5 });
     // Independent entropy: the masked mean over completion tokens of -sum p log p.
     const layout = buildLogprobBatch(prompts, completions, 0);
     let hSum = 0;
@@ -236,10 +226,10 @@ describe('loss plumbing on a hand-made batch', () => {
     model.dispose();
   });
 
-  it("the sampler's log-probs agree with the full-forward recomputation to float32 rounding", () => {
+  it("the sampler's log-probs agree with the full-forward recomputation to float32 rounding", async () => {
     const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16 }), new Rng(7));
-    const rows = encodeGrpoRows([row('12+3=', {}), row('7+8=', {})], tok, { maxPositions: 16, vocabSize: 22, maxCompletionLength: 4 });
-    const r = sampleRollout(model, tok, rows, { numGenerations: 3, maxCompletionLength: 4, temperature: 0.8, topP: 1, topK: 0, rng: new Rng(1) });
+    const rows = encodePromptRows([row('12+3=', {}), row('7+8=', {})], tok, { maxPositions: 16, vocabSize: 22, maxCompletionLength: 4 });
+    const r = await sampleRollout(tfjsSampler(model), tok, rows, { numGenerations: 3, maxCompletionLength: 4, temperature: 0.8, topP: 1, topK: 0, rng: new Rng(1) });
     const layout = buildLogprobBatch(r.promptIds, r.completionIds, 0);
     const lp = batchLogprobs(model, layout, { temperature: 0.8 });
     const full = lp.arraySync();
@@ -296,22 +286,22 @@ describe('data errors', () => {
   it('a malformed line is an error naming the file and line', async () => {
     const path = join(dir, 'bad-json.jsonl');
     writeFileSync(path, '{"prompt": "1+1=", "answer": "2"}\n{"prompt": "2+2=", "answer": \n');
-    await expect(loadGrpoRows(path)).rejects.toThrow(`${path}:2: invalid JSON`);
+    await expect(loadPromptRows(path)).rejects.toThrow(`${path}:2: invalid JSON`);
   });
 
   it('a line without a column the others have is an error naming the line and column', async () => {
     const path = join(dir, 'ragged.jsonl');
     writeFileSync(path, '{"prompt": "1+1=", "answer": "2"}\n\n{"prompt": "2+2="}\n');
-    await expect(loadGrpoRows(path)).rejects.toThrow(`${path}:3: missing column "answer" (line 1 has it`);
+    await expect(loadPromptRows(path)).rejects.toThrow(`${path}:3: missing column "answer" (line 1 has it`);
     const noPrompt = join(dir, 'no-prompt.jsonl');
     writeFileSync(noPrompt, '{"question": "1+1=", "answer": "2"}\n');
-    await expect(loadGrpoRows(noPrompt)).rejects.toThrow(`${noPrompt}:1: missing required column "prompt"`);
+    await expect(loadPromptRows(noPrompt)).rejects.toThrow(`${noPrompt}:1: missing required column "prompt"`);
   });
 
   it('a column a reward reads but the data lacks is an error naming the line and column', async () => {
     const path = join(dir, 'no-answer.jsonl');
     writeFileSync(path, '{"prompt": "1+1=", "solution": "2"}\n');
-    const rows = await loadGrpoRows(path);
+    const rows = await loadPromptRows(path);
     await expect(checkRewardColumns(rows, [{ name: 'exact_match', fn: exactMatchReward() }])).rejects.toThrow(
       `${path}:1: no column "answer", which reward "exact_match" reads (columns: prompt, solution)`,
     );
@@ -319,7 +309,7 @@ describe('data errors', () => {
   });
 
   it('a prompt too long for the context names its source', () => {
-    expect(() => encodeGrpoRows([row('123456789012+1=', {}, 4)], tok, { maxPositions: 16, vocabSize: 22, maxCompletionLength: 4 })).toThrow(/row 4: the prompt is 16 tokens; with maxCompletionLength 4 that is 20 positions/);
+    expect(() => encodePromptRows([row('123456789012+1=', {}, 4)], tok, { maxPositions: 16, vocabSize: 22, maxCompletionLength: 4 })).toThrow(/row 4: the prompt is 16 tokens; with maxCompletionLength 4 that is 20 positions/);
   });
 });
 

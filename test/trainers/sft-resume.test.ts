@@ -9,7 +9,8 @@ import { loadCausalLM } from '../../src/lm/checkpoint.ts';
 import { CharTokenizer } from '../../src/lm/char-tokenizer.ts';
 import { loadTokenizer } from '../../src/lm/tokenizer.ts';
 import { readMetrics } from '../../src/report/metrics.ts';
-import { OPTIMIZER_FILE, TRAINER_STATE_FILE, readSftTrainerState, trainSft } from '../../src/trainers/sft.ts';
+import { readSftTrainerState, trainSft } from '../../src/trainers/sft.ts';
+import { OPTIMIZER_FILE, TRAINER_STATE_FILE } from '../../src/trainers/trainer-state.ts';
 import { parseSftConfig, type SftConfig } from '../../src/trainers/sft-config.ts';
 import { useCpu } from '../lm/lm-helpers.ts';
 

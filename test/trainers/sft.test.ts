@@ -8,19 +8,10 @@ import { AdamW } from '../../src/engine/optim.ts';
 import { Rng } from '../../src/engine/rng.ts';
 import { tinyGpt2Config, tinyLlamaConfig } from '../../src/lm/config.ts';
 import { CausalLM } from '../../src/lm/model.ts';
-import {
-  ShuffledBatches,
-  encodeSftExamples,
-  evaluateSft,
-  exactMatch,
-  initModelConfig,
-  extractTaggedAnswer,
-  loadSftExamples,
-  makeSftBatch,
-  sftLoss,
-  sftTrainStep,
-  type SftExample,
-} from '../../src/trainers/sft.ts';
+import { evaluateSft, makeSftBatch, sftLoss, sftTrainStep } from '../../src/trainers/sft.ts';
+import { ShuffledBatches, encodeSftExamples, loadSftExamples, type SftExample } from '../../src/trainers/prompts.ts';
+import { exactMatch, extractTaggedAnswer } from '../../src/trainers/evaluate.ts';
+import { initModelConfig } from '../../src/trainers/from-scratch.ts';
 import { parseSftConfig } from '../../src/trainers/sft-config.ts';
 import { useCpu } from '../lm/lm-helpers.ts';
 

@@ -1,5 +1,5 @@
 /**
- * Trainer-state pieces shared by the language-model trainers' checkpoints (SFT, GRPO).
+ * Trainer state and checkpoints, shared by the language-model trainers (SFT, GRPO, PPO).
  *
  * A resumable checkpoint is a Hugging Face folder (`saveCausalLM`) plus:
  * - `optimizer.safetensors`: the AdamW moments under the model's Hugging Face parameter
@@ -8,6 +8,9 @@
  *   fields each trainer defines (step, RNG states, config, ...).
  *
  * Float32 moments round-trip exactly, so a resumed run applies the same updates.
+ *
+ * Each trainer's state has its own `format` tag (`rlvr-grpo-trainer-state`, ...); a checkpoint
+ * of one trainer handed to another is refused with the command that resumes it.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -19,9 +22,21 @@ import { parseSafetensors, serializeSafetensors, type SafetensorsTensor } from '
 import { safetensorsFromTensor, tensorFromSafetensors } from '../engine/tensor.ts';
 import { saveCausalLM } from '../lm/checkpoint.ts';
 import type { CausalLM } from '../lm/model.ts';
+import { ConfigError } from '../engine/config.ts';
 import type { Tokenizer } from '../lm/tokenizer.ts';
 import { writeJsonAtomic } from '../engine/atomic.ts';
 import { MetricsWriter, RUN_FILES, SampleWriter } from '../report/metrics.ts';
+
+/** Each trainer's `format` tag in `trainer_state.json`, by its command name. */
+export const STATE_FORMATS = {
+  sft: 'rlvr-sft-trainer-state',
+  grpo: 'rlvr-grpo-trainer-state',
+  ppo: 'rlvr-ppo-trainer-state',
+} as const;
+
+function commandOf(format: string): string {
+  return Object.entries(STATE_FORMATS).find(([, f]) => f === format)?.[0] ?? format;
+}
 
 /** The trainer state inside a resumable checkpoint folder. */
 export const TRAINER_STATE_FILE = 'trainer_state.json';
@@ -33,17 +48,31 @@ export const OPTIMIZER_FILE = 'optimizer.safetensors';
  * the model and tokenizer in the Hugging Face layout, `optimizer.safetensors` and
  * `trainer_state.json` holding `state`.
  */
-export async function saveTrainerCheckpoint(dir: string, model: CausalLM, tokenizer: Tokenizer, optimizer: AdamW, state: object): Promise<void> {
+export async function saveTrainerCheckpoint(
+  dir: string,
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  optimizer: AdamW,
+  state: object,
+  extraFiles: Record<string, string | Uint8Array> = {},
+): Promise<void> {
   await saveCausalLM(model, tokenizer, dir, {
     extraFiles: {
+      ...extraFiles,
       [TRAINER_STATE_FILE]: `${JSON.stringify(state, null, 2)}\n`,
       [OPTIMIZER_FILE]: optimizerStateBytes(model, optimizer),
     },
   });
 }
 
+/** Trainable variables with the names they are saved under (a `CausalLM`, a value head, a critic). */
+export interface NamedVariables {
+  readonly variables: readonly tf.Variable[];
+  readonly variableNames: readonly string[];
+}
+
 /** The AdamW moments of `optimizer` (built over `model.variables`) as safetensors bytes. */
-export function optimizerStateBytes(model: CausalLM, optimizer: AdamW): Uint8Array {
+export function optimizerStateBytes(model: NamedVariables, optimizer: AdamW): Uint8Array {
   const state = optimizer.getState();
   const tensors = new Map<string, SafetensorsTensor>();
   model.variables.forEach((v, i) => {
@@ -56,7 +85,7 @@ export function optimizerStateBytes(model: CausalLM, optimizer: AdamW): Uint8Arr
 }
 
 /** Restores moments written by `optimizerStateBytes` into `optimizer` (built over `model.variables`). */
-export function restoreOptimizerState(model: CausalLM, optimizer: AdamW, bytes: Uint8Array, source: string): void {
+export function restoreOptimizerState(model: NamedVariables, optimizer: AdamW, bytes: Uint8Array, source: string): void {
   const file = parseSafetensors(bytes, source);
   const step = Number(file.metadata['step']);
   if (!Number.isInteger(step) || step < 0) throw new Error(`${source}: metadata "step" must be a non-negative integer, got ${JSON.stringify(file.metadata['step'])}`);
@@ -96,8 +125,14 @@ export async function readTrainerStateJson(dir: string, file: string, format: st
   } catch (e) {
     throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
   }
-  if (json === null || typeof json !== 'object' || Array.isArray(json) || (json as Record<string, unknown>)['format'] !== format) {
-    throw new Error(`${path}: not a ${format} file (expected "format": "${format}")`);
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${path}: not a ${format} file (expected a JSON object)`);
+  const found = (json as Record<string, unknown>)['format'];
+  if (found !== format) {
+    const other = typeof found === 'string' ? Object.entries(STATE_FORMATS).find(([, f]) => f === found)?.[0] : undefined;
+    if (other) {
+      throw new ConfigError([`${dir} is a checkpoint of \`rlvr ${other}\`, not of \`rlvr ${commandOf(format)}\`: resume it with \`rlvr ${other} --resume ${dir}\`, or start this run from its weights with --model ${dir}`], 'resume');
+    }
+    throw new Error(`${path}: not a ${format} file (expected "format": "${format}", got ${JSON.stringify(found)})`);
   }
   const v = (json as Record<string, unknown>)['version'];
   if (v !== version) throw new Error(`${path}: unsupported version ${JSON.stringify(v)} (this build reads version ${version})`);
@@ -164,4 +199,30 @@ export function openRunLogs(
     metrics: MetricsWriter.open(join(outDir, RUN_FILES.metrics), options),
     samples: SampleWriter.open(join(outDir, RUN_FILES.samples), options),
   };
+}
+
+/**
+ * The config fields whose values differ between a checkpoint's config and the resumed
+ * run's, as "a.b: old -> new" lines (outDir left out: a moved run folder changes nothing).
+ */
+export function changedFields(before: unknown, after: unknown, prefix = ''): string[] {
+  if (before !== null && after !== null && typeof before === 'object' && typeof after === 'object' && !Array.isArray(before)) {
+    const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+    return [...keys].flatMap((k) => changedFields((before as Record<string, unknown>)[k], (after as Record<string, unknown>)[k], prefix ? `${prefix}.${k}` : k));
+  }
+  if (prefix === 'outDir') return [];
+  return JSON.stringify(before) === JSON.stringify(after) ? [] : [`${prefix}: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`];
+}
+
+/** The newest checkpoint (highest step) with a `trainer_state.json` in a run folder, or null. */
+export function latestCheckpoint(outDir: string): string | null {
+  const all = listCheckpoints(outDir, TRAINER_STATE_FILE);
+  return all.length ? all[all.length - 1]!.dir : null;
+}
+
+/** Checks a state's `step` field: an integer >= `min`; errors name the file. */
+export function checkStateStep(json: Record<string, unknown>, path: string, min: number): number {
+  const step = json['step'];
+  if (typeof step !== 'number' || !Number.isInteger(step) || step < min) throw new Error(`${path}: "step" must be an integer >= ${min}, got ${JSON.stringify(step)}`);
+  return step;
 }

@@ -1,5 +1,5 @@
 /**
- * The starting policy of the GRPO demo: an SFT warm-start from a preset, trained once and
+ * The starting policy of the GRPO and PPO demos: an SFT warm-start from a preset, trained once and
  * cached, optionally on the demonstrations of an imperfect teacher.
  *
  * Imperfect teacher (`teacherCarryErrors` = f): of the training problems whose sum needs a
@@ -23,13 +23,13 @@ import { makeArithmeticSplits, type ArithmeticExample } from '../../datasets/ari
 import { writeJsonl } from '../../datasets/jsonl.ts';
 import { Rng } from '../engine/rng.ts';
 import type { ProgressStream } from '../report/progress.ts';
-import { ArithmeticGenerateSchema, type GrpoConfig } from './grpo-config.ts';
+import { ArithmeticGenerateSchema, type RlConfig } from './rl-config.ts';
 import { sftPreset } from './presets.ts';
-import { TRAINER_STATE_FILE } from './checkpoint-state.ts';
+import { TRAINER_STATE_FILE, modelWeightsSha256 } from './trainer-state.ts';
 import { trainSft } from './sft.ts';
 import { parseSftConfig, type SftConfig, type SftGenerateConfig } from './sft-config.ts';
 
-export type WarmStartConfig = GrpoConfig['model']['warmStart'];
+export type WarmStartConfig = RlConfig['model']['warmStart'];
 
 /** Seed of the teacher's mistakes (fixed, so the data is a function of the settings). */
 const TEACHER_SEED = 20240601;
@@ -120,5 +120,38 @@ export async function warmStart(warm: WarmStartConfig, options: { engine?: strin
     await writeJsonl(sftConfig.data.testFile, test.map((e) => ({ prompt: e.prompt, completion: e.completion, answer: e.answer })));
   }
   const result = await trainSft(sftConfig, { engine: options.engine, quiet: options.quiet, stream: options.stream });
+  if (result.interrupted) {
+    throw new Error(`the SFT warm start was interrupted at step ${result.step}; its checkpoint is in ${sftConfig.outDir} (run again to train the warm start from the start)`);
+  }
   return { modelDir: result.finalDir, cached: false, sftConfig, sftAccuracy: result.finalEval?.accuracy ?? null, seconds: result.seconds };
+}
+
+/**
+ * The starting policy's folder and the SHA-256 of its weights: the checkpoint's record on
+ * resume (checked against the folder, since the reference model and, for PPO, nothing else
+ * is re-derived from it), else `model.modelDir`, else the SFT warm-start (trained or reused).
+ */
+export async function startingPolicy(
+  model: RlConfig['model'],
+  saved: { dir: string; sha256: string } | null,
+  options: { engine?: string; quiet: boolean; stream: ProgressStream },
+): Promise<{ initialModelDir: string; initialSha: string; warm: WarmStartResult | null }> {
+  let warm: WarmStartResult | null = null;
+  let initialModelDir: string;
+  if (saved) initialModelDir = saved.dir;
+  else if (model.modelDir) initialModelDir = resolve(model.modelDir);
+  else {
+    warm = await warmStart(model.warmStart, options);
+    initialModelDir = warm.modelDir;
+    if (!options.quiet) {
+      options.stream.write(
+        warm.cached ? `warm start: reusing ${warm.modelDir} (SFT ${warm.sftConfig.steps} steps)\n` : `warm start: SFT finished in ${warm.seconds.toFixed(0)} s -> ${warm.modelDir}\n`,
+      );
+    }
+  }
+  const initialSha = modelWeightsSha256(initialModelDir);
+  if (saved && saved.sha256 !== initialSha) {
+    throw new Error(`cannot resume: the starting model ${initialModelDir} has changed since the run began (its weights' SHA-256 differs), so the reference model cannot be re-derived`);
+  }
+  return { initialModelDir, initialSha, warm };
 }

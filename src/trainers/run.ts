@@ -1,0 +1,196 @@
+/**
+ * The training loop every language-model trainer runs (SFT, GRPO, PPO). It knows no
+ * algorithm: the trainer hands it a `step` function and what to evaluate and save, and the
+ * loop does the rest the same way for all of them:
+ *
+ *   open the run folder's logs (config.json; metrics.jsonl and samples.jsonl cut back to the
+ *   checkpoint's step on resume) -> header (and the config fields changed since the
+ *   checkpoint) -> [evaluate at step 0] -> for each step: `step()`, metrics line every
+ *   `logEvery` steps, progress bar, evaluation every `evalEvery` steps and after the last,
+ *   `checkpoint-<step>/` every `saveEvery` steps and on Ctrl-C, `final/` after the last ->
+ *   report.html.
+ *
+ * A non-finite loss (`NonFiniteLossError`, thrown before the update is applied) stops the
+ * run with an error naming the last good checkpoint. Ctrl-C finishes the current step, saves
+ * a checkpoint and returns (a second Ctrl-C exits at once). A plain function, no class and
+ * no hooks: the trainer owns its models and disposes them.
+ */
+import { basename, join } from 'node:path';
+import type { Variable } from '@tensorflow/tfjs';
+import { AdamW, constantSchedule, type Schedule, warmupCosine, warmupLinear } from '../engine/optim.ts';
+import { reportFromMetricsFile } from '../report/html.ts';
+import type { MetricsWriter, SampleWriter } from '../report/metrics.ts';
+import { type ProgressStream, TrainingProgress, printRunHeader } from '../report/progress.ts';
+import { changedFields, openRunLogs } from './trainer-state.ts';
+import { NonFiniteLossError } from './update.ts';
+
+/** The optimizer settings the trainers' configs share. */
+export interface OptimizerSettings {
+  learningRate: number;
+  beta1: number;
+  beta2: number;
+  adamEpsilon?: number;
+  weightDecay: number;
+}
+
+/** AdamW over `variables` with a config's settings. */
+export function createAdamW(variables: Variable[], settings: OptimizerSettings): AdamW {
+  return new AdamW(variables, {
+    learningRate: settings.learningRate,
+    beta1: settings.beta1,
+    beta2: settings.beta2,
+    ...(settings.adamEpsilon === undefined ? {} : { epsilon: settings.adamEpsilon }),
+    weightDecay: settings.weightDecay,
+  });
+}
+
+/** The learning-rate schedule of a config: linear warm-up, then constant, cosine or linear decay to `minLrRatio`. */
+export function makeSchedule(c: { lrSchedule: 'constant' | 'cosine' | 'linear'; learningRate: number; warmupSteps: number; steps: number; minLrRatio: number }): Schedule {
+  if (c.lrSchedule === 'cosine') return warmupCosine(c.learningRate, c.warmupSteps, c.steps, c.minLrRatio);
+  if (c.lrSchedule === 'linear') return warmupLinear(c.learningRate, c.warmupSteps, c.steps, c.minLrRatio);
+  return constantSchedule(c.learningRate, c.warmupSteps);
+}
+
+/** Where an evaluation writes: the run's logs and the console (through the progress bar). */
+export interface RunOutput {
+  metrics: MetricsWriter;
+  samples: SampleWriter;
+  progress: TrainingProgress;
+  /** A line on the console (above the progress bar); nothing when quiet. */
+  log(line: string): void;
+}
+
+export type StepRecord = Record<string, number | undefined>;
+
+export interface RunLoopOptions {
+  /** The command name: the progress label and the header title (`rlvr <command>`). */
+  command: string;
+  /** The resolved config, written to config.json and printed in the header. */
+  config: { steps: number; logEvery: number; evalEvery: number; saveEvery: number; outDir: string; report?: boolean };
+  /** The checkpoint this run continues: its folder, step and config; null for a fresh run. */
+  resumed: { dir: string; step: number; config: unknown } | null;
+  engine: string;
+  modelInfo: Record<string, string | number | boolean>;
+  /** Lines printed after the header (starting policy, rewards, ...). */
+  notes?: string[];
+  quiet: boolean;
+  stream: ProgressStream;
+  /** Finish the current step, save a checkpoint and return on Ctrl-C (SIGINT). Default true. */
+  handleSigint?: boolean;
+  /** Runs one training step; `done` steps were completed before it. Returns the step's metrics (progress bar and, by default, the metrics line). */
+  step(done: number): Promise<StepRecord>;
+  /** The metrics line to write at a logging step, given the step's metrics; default the step's metrics themselves. */
+  logRecord?(record: StepRecord): StepRecord;
+  /** Evaluates the policy after `step` steps (0 = before training); null when there is nothing to evaluate on. */
+  evaluate: ((step: number, out: RunOutput) => Promise<void>) | null;
+  /** Evaluate before the first step of a fresh run (not on resume). */
+  evaluateAtStart: boolean;
+  /** Writes a resumable checkpoint of the state after `step` steps into `dir`. */
+  save(dir: string, step: number): Promise<void>;
+}
+
+export interface RunLoopResult {
+  /** Steps completed (the config's `steps` unless interrupted). */
+  step: number;
+  interrupted: boolean;
+  /** The newest checkpoint written (or resumed from): `final/` after a complete run. */
+  lastCheckpoint: string;
+  /** Wall-clock seconds of the loop (evaluation and checkpoints included). */
+  seconds: number;
+  time: { eval: number; checkpoint: number };
+  reportPath: string | null;
+}
+
+/** Runs the loop (see the file header). */
+export async function runLoop(options: RunLoopOptions): Promise<RunLoopResult> {
+  const { config, resumed, quiet, stream } = options;
+  const say = (line: string): void => {
+    if (!quiet) stream.write(`${line}\n`);
+  };
+  let metrics: MetricsWriter | null = null;
+  let samples: SampleWriter | null = null;
+  let progress: TrainingProgress | null = null;
+  let interrupted = false;
+  const onSigint = (): void => {
+    if (interrupted) {
+      process.stderr.write('\nsecond Ctrl-C: exiting without saving\n');
+      process.exit(130);
+    }
+    interrupted = true;
+    (progress ?? { log: say }).log('Ctrl-C: finishing this step, then saving a checkpoint (Ctrl-C again to quit at once)');
+  };
+  const handleSigint = options.handleSigint ?? true;
+  if (handleSigint) process.on('SIGINT', onSigint);
+  try {
+    ({ metrics, samples } = openRunLogs(config.outDir, config, resumed ? resumed.step : null));
+    printRunHeader({
+      title: resumed ? `rlvr ${options.command} (resumed at step ${resumed.step} from ${resumed.dir})` : `rlvr ${options.command}`,
+      engine: options.engine,
+      modelInfo: options.modelInfo,
+      config: config as unknown as Record<string, unknown>,
+      stream,
+      quiet,
+    });
+    const changed = resumed ? changedFields(resumed.config, config) : [];
+    if (changed.length) say(`changed since the checkpoint: ${changed.join('; ')}`);
+    for (const line of options.notes ?? []) say(line);
+
+    progress = new TrainingProgress({ total: config.steps, label: options.command, quiet, stream });
+    const out: RunOutput = { metrics, samples, progress, log: (line) => progress!.log(line) };
+    const time = { eval: 0, checkpoint: 0 };
+    const evaluate = async (at: number): Promise<void> => {
+      const t0 = performance.now();
+      await options.evaluate!(at, out);
+      time.eval += (performance.now() - t0) / 1000;
+    };
+    let lastCheckpoint: string | null = resumed?.dir ?? null;
+    const save = async (dir: string, at: number): Promise<void> => {
+      const t0 = performance.now();
+      await options.save(dir, at);
+      lastCheckpoint = dir;
+      time.checkpoint += (performance.now() - t0) / 1000;
+    };
+
+    let step = resumed?.step ?? 0;
+    progress.start(step);
+    if (options.evaluate && options.evaluateAtStart && !resumed) await evaluate(0);
+    const t0 = performance.now();
+    while (step < config.steps) {
+      let record: StepRecord;
+      try {
+        record = await options.step(step);
+      } catch (e) {
+        if (!(e instanceof NonFiniteLossError)) throw e;
+        const where = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint had been written yet';
+        throw new Error(`training stopped at step ${step + 1}: ${e.message}, so this update was not applied; ${where}. Lower the learning rate, check the rewards' scale, or set gradClip.`);
+      }
+      step++;
+      const last = step === config.steps;
+      if (step % config.logEvery === 0 || last) metrics.log(step, options.logRecord ? options.logRecord(record) : record);
+      progress.update(step, record);
+      // Let the event loop run (a step is otherwise synchronous work and promise callbacks),
+      // so that a pending Ctrl-C reaches its handler before the end-of-step checks.
+      await new Promise<void>((done) => setImmediate(done));
+      if (options.evaluate && ((config.evalEvery > 0 && step % config.evalEvery === 0) || last)) await evaluate(step);
+      if (last) await save(join(config.outDir, 'final'), step);
+      else if (interrupted || (config.saveEvery > 0 && step % config.saveEvery === 0)) await save(join(config.outDir, `checkpoint-${step}`), step);
+      if (interrupted) break;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    progress.stop();
+    if (interrupted) say(`interrupted at step ${step}: saved ${lastCheckpoint}; continue with --resume`);
+    metrics.close();
+    samples.close();
+    let reportPath: string | null = null;
+    if (config.report) {
+      reportPath = (await reportFromMetricsFile(config.outDir, undefined, { title: `rlvr ${options.command}: ${basename(config.outDir)}` })).outPath;
+      say(`report: ${reportPath}`);
+    }
+    return { step, interrupted, lastCheckpoint: lastCheckpoint ?? join(config.outDir, 'final'), seconds, time, reportPath };
+  } finally {
+    if (handleSigint) process.off('SIGINT', onSigint);
+    progress?.stop();
+    metrics?.close();
+    samples?.close();
+  }
+}

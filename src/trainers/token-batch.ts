@@ -1,0 +1,72 @@
+/**
+ * The token batch of one step: the sampled completions laid out for the training forward
+ * ([left-padded prompt | right-padded completion], `buildLogprobBatch`), the loss mask, and
+ * the no-gradient quantities every update of the step compares against: the old policy's and
+ * the reference model's log-probs, and (PPO) the critic's values, all [N, T] row-major.
+ * Plus the minibatches an update pass draws from it.
+ */
+import type { Rng } from '../engine/rng.ts';
+import type { CausalLM } from '../lm/model.ts';
+import { type LogprobBatch, type ValueModel, buildLogprobBatch, criticValuesNoGrad, logprobsNoGrad } from '../lm/token-stats.ts';
+
+/** Everything a step's updates need, built once and reused across passes. */
+export interface TokenBatch {
+  /** [left-padded prompt | right-padded completion] rows. */
+  layout: LogprobBatch;
+  /** [N, T]: 1 on completion tokens that count in the loss (truncated completions removed when masked). */
+  lossMask: Float32Array;
+  /** [N, T] log-probs of the policy before the step's first update, when the step needs them; else null. */
+  oldLogprobs: Float32Array | null;
+  /** [N, T] frozen reference model log-probs, when there is a reference; else null. */
+  refLogprobs: Float32Array | null;
+  /** [N, T] the critic's values before the step's first update (PPO); else null. */
+  oldValues: Float32Array | null;
+  /** Seconds spent on the reference model and on the old policy / critic forwards. */
+  seconds: { reference: number; old: number };
+}
+
+export interface TokenBatchOptions {
+  padTokenId: number;
+  temperature: number;
+  /** Leave completions cut at the length limit out of the loss (DAPO's overlong filtering). */
+  maskTruncatedCompletions: boolean;
+  /** The policy, when logp_old must be recomputed (the step makes more than one update); else null. */
+  oldPolicy: CausalLM | null;
+  /** The frozen reference model, or null. */
+  reference: CausalLM | null;
+  /** The critic, for PPO's old values; else null. */
+  critic?: ValueModel | null;
+}
+
+/** Lays out a step's completions and computes its no-gradient log-probs and values. */
+export function buildTokenBatch(batch: { promptIds: number[][]; completionIds: number[][]; truncated: boolean[] }, options: TokenBatchOptions): TokenBatch {
+  const layout = buildLogprobBatch(batch.promptIds, batch.completionIds, options.padTokenId);
+  const T = layout.completionLength;
+  const lossMask = layout.completionMask.slice();
+  if (options.maskTruncatedCompletions) {
+    batch.truncated.forEach((cut, i) => {
+      if (cut) lossMask.fill(0, i * T, (i + 1) * T);
+    });
+  }
+  let t = performance.now();
+  const oldLogprobs = options.oldPolicy ? logprobsNoGrad(options.oldPolicy, layout, options.temperature) : null;
+  const oldValues = options.critic ? criticValuesNoGrad(options.critic, layout) : null;
+  const old = (performance.now() - t) / 1000;
+  t = performance.now();
+  const refLogprobs = options.reference ? logprobsNoGrad(options.reference, layout, options.temperature) : null;
+  return { layout, lossMask, oldLogprobs, refLogprobs, oldValues, seconds: { reference: (performance.now() - t) / 1000, old } };
+}
+
+/** The minibatches of one pass over N rows: consecutive slices of `size` (0 = all). */
+export function minibatches(N: number, size: number): number[][] {
+  const mb = size > 0 ? size : N;
+  const out: number[][] = [];
+  for (let s = 0; s < N; s += mb) out.push(Array.from({ length: Math.min(mb, N - s) }, (_, i) => s + i));
+  return out;
+}
+
+/** The minibatches of one pass over N rows in a fresh random order drawn from `rng` (slices of `size`; 0 = all). */
+export function shuffledMinibatches(N: number, size: number, rng: Rng): number[][] {
+  const order = rng.permutation(N);
+  return minibatches(N, size).map((mb) => mb.map((i) => order[i]!));
+}

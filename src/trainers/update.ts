@@ -1,0 +1,57 @@
+/**
+ * One gradient step, shared by every trainer: the loss and its gradient with respect to
+ * `variables`, global-norm clipping (Pascanu et al., 2013), the non-finite check, then the
+ * AdamW update at the step's learning rate. A non-finite loss or gradient norm throws
+ * `NonFiniteLossError` before anything is applied, so the weights stay those of the last
+ * good step; the run loop turns it into an error naming the last good checkpoint.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { type AdamW, clipGradNorm } from '../engine/optim.ts';
+
+/** The loss diverged: the update was not applied. */
+export class NonFiniteLossError extends Error {
+  constructor(
+    message: string,
+    readonly metrics: { loss: number; gradNorm: number },
+  ) {
+    super(message);
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+export interface UpdateStepOptions {
+  learningRate: number;
+  /** Clip the global gradient norm to this; 0 = no clipping. */
+  gradClip: number;
+}
+
+/**
+ * Minimises `objective` by one AdamW step over `variables`. `objective` runs inside
+ * `tf.variableGrads` and returns the scalar loss plus metrics already read back as numbers.
+ * Returns the loss, the gradient norm before clipping, and those metrics.
+ */
+export function updateStep<M>(
+  variables: tf.Variable[],
+  optimizer: AdamW,
+  objective: () => { loss: tf.Scalar; metrics: M },
+  options: UpdateStepOptions,
+): { loss: number; gradNorm: number; metrics: M } {
+  let metrics: M | undefined;
+  const { value, grads } = tf.variableGrads(() => {
+    const out = objective();
+    metrics = out.metrics;
+    return out.loss;
+  }, variables);
+  const clipped = clipGradNorm(grads, options.gradClip);
+  try {
+    const loss = value.dataSync()[0]!;
+    if (!Number.isFinite(loss) || !Number.isFinite(clipped.norm)) {
+      throw new NonFiniteLossError(`the loss is ${loss} and the gradient norm ${clipped.norm}`, { loss, gradNorm: clipped.norm });
+    }
+    // Inside tidy: the optimizer's first update creates its moments from temporaries.
+    tf.tidy(() => optimizer.applyGradients(clipped.grads, options.learningRate));
+    return { loss, gradNorm: clipped.norm, metrics: metrics! };
+  } finally {
+    tf.dispose([value, ...Object.values(grads), ...Object.values(clipped.grads)]);
+  }
+}
