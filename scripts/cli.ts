@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as control from './commands/control.ts';
 import * as data from './commands/data.ts';
 import * as grpo from './commands/grpo.ts';
+import * as ppo from './commands/ppo.ts';
 import * as report from './commands/report.ts';
 import * as sft from './commands/sft.ts';
 
@@ -23,7 +24,7 @@ const program = new Command()
   .showHelpAfterError()
   .enablePositionalOptions();
 
-const commands: Array<{ register: (p: Command) => void }> = [control, data, grpo, report, sft];
+const commands: Array<{ register: (p: Command) => void }> = [control, data, grpo, ppo, report, sft];
 for (const c of commands) c.register(program);
 
 try {

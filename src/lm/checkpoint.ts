@@ -23,7 +23,7 @@ import {
   fromFloat32,
   readSafetensors,
   toFloat32,
-  writeSafetensors,
+  serializeSafetensors,
 } from '../engine/safetensors.ts';
 import { type CausalLMConfig, parseConfig, toHfConfigJson } from './config.ts';
 import { CausalLM, type ParamSpec, parameterSpecs } from './model.ts';
@@ -201,14 +201,7 @@ export async function saveCausalLM(
   await mkdir(parent, { recursive: true });
   await mkdir(tmp);
   try {
-    const config = model.config;
-    await writeFile(join(tmp, 'config.json'), JSON.stringify(toHfConfigJson(config), null, 2) + '\n');
-    const gen: Record<string, unknown> = {};
-    if (config.bos_token_id !== null) gen['bos_token_id'] = config.bos_token_id;
-    if (config.eos_token_id !== null) gen['eos_token_id'] = config.eos_token_id;
-    if (config.pad_token_id !== null) gen['pad_token_id'] = config.pad_token_id;
-    await writeFile(join(tmp, 'generation_config.json'), JSON.stringify(gen, null, 2) + '\n');
-    await writeSafetensors(join(tmp, 'model.safetensors'), await hfTensors(model), { format: 'pt' });
+    for (const [rel, content] of Object.entries(await causalLMFiles(model))) await writeFile(join(tmp, rel), content);
     if (tokenizer) await tokenizer.save(tmp);
     for (const [rel, content] of Object.entries(options.extraFiles ?? {})) {
       const path = safeJoin(tmp, rel);
@@ -230,6 +223,24 @@ export async function saveCausalLM(
     throw new Error(`saveCausalLM ${dir}: could not move the new checkpoint into place (${(e as Error).message})`);
   }
   if (hadOld) await rm(old, { recursive: true, force: true });
+}
+
+/**
+ * The files of a model's Hugging Face folder, in memory: config.json, generation_config.json
+ * and model.safetensors (F32). `saveCausalLM` writes them; a trainer can also place them in a
+ * subfolder of a checkpoint (PPO's critic) through `extraFiles`.
+ */
+export async function causalLMFiles(model: CausalLM): Promise<Record<string, string | Uint8Array>> {
+  const config = model.config;
+  const gen: Record<string, unknown> = {};
+  if (config.bos_token_id !== null) gen['bos_token_id'] = config.bos_token_id;
+  if (config.eos_token_id !== null) gen['eos_token_id'] = config.eos_token_id;
+  if (config.pad_token_id !== null) gen['pad_token_id'] = config.pad_token_id;
+  return {
+    'config.json': JSON.stringify(toHfConfigJson(config), null, 2) + '\n',
+    'generation_config.json': JSON.stringify(gen, null, 2) + '\n',
+    'model.safetensors': serializeSafetensors(await hfTensors(model), { format: 'pt' }),
+  };
 }
 
 /** The model's weights as Hugging Face safetensors tensors (F32). */

@@ -38,11 +38,12 @@ export class ValueHead {
     this.variables = [tf.variable(weight, true, `value_head_${id}/weight`), tf.variable(bias, true, `value_head_${id}/bias`)];
   }
 
-  /** A fresh head for hidden size `hiddenSize`, weights drawn from `rng` (see the file header). */
-  static create(hiddenSize: number, rng: Rng): ValueHead {
+  /** A fresh head for hidden size `hiddenSize`, weights drawn from `rng` with std `std` (default 1 / (D + 1); see the file header). */
+  static create(hiddenSize: number, rng: Rng, std: number = 1 / (hiddenSize + 1)): ValueHead {
     if (!Number.isInteger(hiddenSize) || hiddenSize < 1) throw new Error(`ValueHead.create: hiddenSize must be a positive integer, got ${hiddenSize}`);
+    if (!(std >= 0) || !Number.isFinite(std)) throw new Error(`ValueHead.create: std must be a finite number >= 0, got ${std}`);
     const w = new Float32Array(hiddenSize);
-    rng.fillNormal(w, 0, 1 / (hiddenSize + 1));
+    rng.fillNormal(w, 0, std);
     const weight = tf.tensor2d(w, [hiddenSize, 1]);
     const bias = tf.zeros([1]);
     try {

@@ -461,11 +461,16 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
           update: { ...update, learningRate },
         });
         const trainSeconds = (performance.now() - tTrain) / 1000;
+        const tensorBytes = tf.memory().numBytes;
         time.generate += collected.seconds.generate;
         time.reward += collected.seconds.reward;
         time.train += trainSeconds;
         generatedTokens += collected.lengths.reduce((a, b) => a + b, 0);
-        return stepMetrics(collected, updates, { ...config, learningRate, trainSeconds, referenceSeconds, stepSeconds: (performance.now() - tStep) / 1000 });
+        return {
+          ...stepMetrics(collected, updates, { ...config, learningRate, trainSeconds, referenceSeconds, stepSeconds: (performance.now() - tStep) / 1000 }),
+          [METRIC_NAMES.memory.tensorMb]: tensorBytes / 2 ** 20,
+          [METRIC_NAMES.memory.rssMb]: process.memoryUsage().rss / 2 ** 20,
+        };
       },
       evaluate:
         evalRows.length === 0

@@ -1,0 +1,162 @@
+/**
+ * What `rlvr grpo` and `rlvr ppo` share on the command line: the options for model, data,
+ * rewards, run folder, steps, resume and backend; the config layering; the resume lookup;
+ * and the closing summary. Each command adds its own name, description and trainer.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { describeEngine, initEngine } from '../../src/engine/backend.ts';
+import type { ResolveOptions } from '../../src/engine/config.ts';
+import { formatDuration } from '../../src/report/format.ts';
+import type { WarmStartResult } from '../../src/trainers/warm-start.ts';
+import { latestCheckpoint } from '../../src/trainers/trainer-state.ts';
+
+export function positiveInt(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  return Number(value);
+}
+
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `name`, `./file.ts` or either with `:weight` (a number after the last colon). */
+export function parseRewardFlag(flag: string): { reward: string; weight: number } {
+  const colon = flag.lastIndexOf(':');
+  const tail = colon > 0 ? flag.slice(colon + 1) : '';
+  if (colon > 0 && /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(tail)) {
+    return { reward: flag.slice(0, colon), weight: Number(tail) };
+  }
+  if (flag.trim() === '') throw new InvalidArgumentError('--reward needs a built-in name or a module path');
+  return { reward: flag, weight: 1 };
+}
+
+export interface RlOptions {
+  config?: string;
+  set: string[];
+  model?: string;
+  data?: string;
+  evalData?: string;
+  reward: string[];
+  out?: string;
+  steps?: number;
+  resume?: string | boolean;
+  backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
+  quiet: boolean;
+}
+
+/** What a trainer's run returns that the summary prints. */
+export interface RlRunSummary {
+  step: number;
+  interrupted: boolean;
+  seconds: number;
+  evals: Array<{ step: number; accuracy: number }>;
+  time: { generate: number; reward: number; train: number; eval: number; checkpoint: number };
+  generatedTokensPerSecond: number;
+  warmStart: WarmStartResult | null;
+  checkpointDir: string;
+  reportPath: string | null;
+}
+
+export interface RlCommandSpec<C> {
+  name: string;
+  description: string;
+  /** The settings table of `--help` (`Config.describe()`). */
+  describe(): string;
+  /** Examples shown after the options. */
+  examples: string;
+  resolve(options: ResolveOptions): C & { outDir: string };
+  /** Reads a checkpoint's saved config (and checks the checkpoint is this trainer's). */
+  savedConfig(dir: string): Promise<unknown>;
+  train(config: C, options: { resumeFrom?: string; engine: string; quiet: boolean }): Promise<RlRunSummary>;
+}
+
+/** Registers an RL training command (`rlvr grpo`, `rlvr ppo`). */
+export function registerRlCommand<C>(program: Command, spec: RlCommandSpec<C>): void {
+  program
+    .command(spec.name)
+    .description(spec.description)
+    .option('--config <file>', 'JSON config file (see the settings below)')
+    .option('--set <key=value>', 'override one setting, e.g. --set beta=0 (repeatable)', collect, [] as string[])
+    .option('--model <dir>', 'starting policy: a Hugging Face folder (sets model.modelDir; without it the SFT warm-start of the demo is used)')
+    .option('--data <file>', 'training prompts, JSONL: "prompt" plus the columns the rewards read, e.g. "answer" (sets data.trainFile)')
+    .option('--eval-data <file>', 'held-out prompts, same columns, for eval/accuracy (sets data.testFile)')
+    .option('--reward <spec>', 'a reward: a built-in name (exact_match, numeric, math, format, code, overlong) or a module path (./my-reward.ts), optionally with :weight; repeatable (replaces the config\'s rewards)', collect, [] as string[])
+    .option('--out <dir>', 'run folder (sets outDir)')
+    .option('--steps <n>', 'training steps (sets steps)', positiveInt)
+    .option('--resume [checkpoint]', 'continue a run: from the given checkpoint folder, or the newest one in the run folder')
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .option('--quiet', 'print nothing but the final summary', false)
+    .addHelpText(
+      'after',
+      `
+${spec.examples}
+
+Layers, later ones winning: defaults (the demo) < the checkpoint's config (with --resume) < --config < --set < flags.
+
+A custom reward is a module whose default export (or export named "reward") takes the batch
+{ prompts, completions, completionIds, ...dataset columns } and returns one number (or null)
+per completion; see rewards/README.md ("A custom reward, end to end") for a runnable example.
+A data file must have the columns the rewards read; a missing column is an error naming the line.
+
+Outputs in the run folder: metrics.jsonl (names in docs/metrics.md), samples.jsonl, config.json,
+checkpoint-<step>/ (every saveEvery steps and on Ctrl-C), final/, report.html.
+
+Settings (dotted keys for --set and the JSON config):
+${spec
+  .describe()
+  .split('\n')
+  .map((l) => `  ${l}`)
+  .join('\n')}
+`,
+    )
+    .action(async (opts: RlOptions) => {
+      const flags: Record<string, unknown> = {
+        'model.modelDir': opts.model,
+        'data.trainFile': opts.data,
+        'data.testFile': opts.evalData,
+        outDir: opts.out,
+        steps: opts.steps,
+      };
+      if (opts.reward.length) flags['rewards'] = opts.reward.map(parseRewardFlag);
+      const layers = { file: opts.config, set: opts.set, flags };
+      let resumeFrom: string | undefined;
+      let values: Record<string, unknown> | undefined;
+      if (opts.resume) {
+        if (typeof opts.resume === 'string') resumeFrom = opts.resume;
+        else {
+          const outDir = spec.resolve(layers).outDir;
+          const latest = latestCheckpoint(outDir);
+          if (!latest) throw new Error(`--resume: no checkpoint in ${outDir} (checkpoint-<step>/ or final/ with trainer_state.json); pass the folder: --resume <dir>`);
+          resumeFrom = latest;
+        }
+        values = (await spec.savedConfig(resumeFrom)) as Record<string, unknown>;
+      }
+      const config = spec.resolve({ values, ...layers });
+      const engine = await initEngine({ backend: opts.backend, quiet: true });
+      const result = await spec.train(config, { resumeFrom, engine: describeEngine(engine).replace(/^engine: /, ''), quiet: opts.quiet });
+      process.stdout.write(`${summaryLines(spec.name, result).join('\n')}\n`);
+    });
+}
+
+/** The closing summary of a run. */
+function summaryLines(name: string, result: RlRunSummary): string[] {
+  const first = result.evals[0];
+  const last = result.evals[result.evals.length - 1];
+  const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+  const lines = [`${name} ${result.interrupted ? 'interrupted' : 'done'}: ${result.step} steps in ${formatDuration(result.seconds)}`];
+  if (first && last && first !== last) {
+    lines.push(`  held-out accuracy: ${pct(first.accuracy)} at step ${first.step} -> ${pct(last.accuracy)} at step ${last.step} (${last.accuracy >= first.accuracy ? '+' : ''}${(100 * (last.accuracy - first.accuracy)).toFixed(1)} points)`);
+  }
+  const t = result.time;
+  lines.push(
+    `  time: generation ${formatDuration(t.generate)}, rewards ${formatDuration(t.reward)}, training ${formatDuration(t.train)}, evaluation ${formatDuration(t.eval)}, checkpoints ${formatDuration(t.checkpoint)}`,
+    `  sampling throughput: ${Math.round(result.generatedTokensPerSecond)} completion tokens/s`,
+  );
+  if (result.warmStart) {
+    const w = result.warmStart;
+    lines.push(`  warm start: ${w.cached ? 'reused' : `trained in ${formatDuration(w.seconds)}`} ${w.modelDir} (SFT ${w.sftConfig.steps} steps)`);
+  }
+  lines.push(`  checkpoint: ${result.checkpointDir}`);
+  if (result.reportPath) lines.push(`  report: ${result.reportPath}`);
+  return lines;
+}

@@ -1,0 +1,547 @@
+/**
+ * PPO with a learned critic for language models (Schulman et al., "Proximal Policy
+ * Optimization Algorithms", 2017; Ouyang et al., "InstructGPT", 2022, for the token-level
+ * setting), in the form verl, OpenRLHF and Open-Reasoner-Zero run it with verifier rewards.
+ * The choices and their sources are in docs/ppo.md.
+ *
+ * One step (`ppoStep`; the shared stages are rollout.ts, token-batch.ts, update.ts,
+ * evaluate.ts and run.ts):
+ *   1. sample   `promptsPerStep` prompts x K = `numGenerations` completions from pi_theta;
+ *   2. score    the verifiers' combined score s_i of each completion (minus
+ *               `missingEosPenalty` when it never emitted EOS);
+ *   3. forward  no-gradient passes: logp_old (the policy before this step's updates),
+ *               logp_ref (the frozen starting policy), V_old (the critic), all [N, T];
+ *   4. rewards  per token (`tokenRewards`): r_t = -klCoef * (logp_old - logp_ref)_t on every
+ *               completion token (k1), plus s_i on the last one;
+ *   5. GAE      `tokenGae` (src/objectives): advantages with lambda_actor (VAPO's
+ *               length-adaptive lambda optional), critic targets R_t = A_t + V_old,t with
+ *               lambda_critic (VC-PPO's decoupled GAE); the advantages are whitened over the
+ *               batch's tokens;
+ *   6. update   `ppoEpochs` passes over shuffled minibatches of `miniBatchSize` completions;
+ *               each minibatch makes one critic step on the clipped value loss
+ *                 0.5 * mean_t max((V - R)^2, (clip(V, V_old +- valueClip) - R)^2)
+ *               and (after `criticWarmupSteps` steps) one policy step on
+ *                 L = agg_t[-min(rho_t A_t, clip(rho_t, 1 - eps, 1 + epsHigh) A_t)]
+ *                     + beta * mean_t k3(logp, logp_ref) - entropyCoef * H,
+ *               rho_t = exp(logp_t - logp_old,t), each with its own AdamW.
+ *
+ * The critic is a separate model: a copy of the starting policy's trunk with a fresh scalar
+ * head (value-head.ts), reading V(s_t) at the position before token t; the policy and the
+ * critic never share parameters. Checkpoints hold the policy (Hugging Face folder plus
+ * optimizer and trainer state) and `critic/` (its trunk as a Hugging Face folder,
+ * `value_head.safetensors`, its optimizer), so a resumed run reproduces the uninterrupted one.
+ *
+ * Deliberate simplifications: the critic updates before the policy on each minibatch
+ * (verl updates the critic on the whole batch first; the order does not change the step's
+ * targets, which are fixed at step 3); no reward whitening (judged harmful in TRL's later
+ * PPO work); no adaptive KL controller.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { RewardSpec } from '../../rewards/types.ts';
+import { ConfigError } from '../engine/config.ts';
+import { type AdamW, constantSchedule } from '../engine/optim.ts';
+import { Rng, type RngState } from '../engine/rng.ts';
+import { causalLMFiles, loadCausalLM } from '../lm/checkpoint.ts';
+import type { CausalLM } from '../lm/model.ts';
+import { tfjsSampler } from '../lm/sampler.ts';
+import { loadTokenizer } from '../lm/tokenizer.ts';
+import { type ValueModel, criticTokenValues, gatherRows, policyTokenStats } from '../lm/token-stats.ts';
+import { VALUE_HEAD_FILE, ValueHead } from '../lm/value-head.ts';
+import { klK3 } from '../objectives/kl.ts';
+import { aggregateLoss, clippedSurrogate, maskedMean, valueLoss } from '../objectives/ppo.ts';
+import { explainedVariance } from '../objectives/returns.ts';
+import { maskedWhiten, tokenGae } from '../objectives/token-gae.ts';
+import { METRIC_NAMES } from '../report/metric-names.ts';
+import type { ProgressStream } from '../report/progress.ts';
+import { evaluatePrompts, logPromptEvaluation } from './evaluate.ts';
+import { type PpoConfig, parsePpoConfig } from './ppo-config.ts';
+import { type BatchOrderState, ShuffledBatches, encodePromptRows, promptFingerprint } from './prompts.ts';
+import { type ScoredRollout, collectRollout, meanOf, prepareRewardsAndData, rolloutMetrics, samplingOptions, summarizeRollouts } from './rollout.ts';
+import { createAdamW, makeSchedule, runLoop } from './run.ts';
+import { type TokenBatch, buildTokenBatch, shuffledMinibatches } from './token-batch.ts';
+import { OPTIMIZER_FILE, STATE_FORMATS, TRAINER_STATE_FILE, checkStateStep, optimizerStateBytes, readTrainerStateJson, restoreOptimizerState, saveTrainerCheckpoint } from './trainer-state.ts';
+import { updateStep } from './update.ts';
+import { type WarmStartResult, startingPolicy } from './warm-start.ts';
+
+// ---------------------------------------------------------------------------------------
+// Stage 4-5: token rewards and advantages
+
+/**
+ * Per-token rewards [N, T]: -klCoef * (logp_old - logp_ref) on every completion token (when
+ * there is a reference) plus the completion's score on its last token.
+ */
+export function tokenRewards(batch: Pick<TokenBatch, 'layout' | 'oldLogprobs' | 'refLogprobs'>, scores: ArrayLike<number>, klCoef: number): Float32Array {
+  const { numRows: N, completionLength: T, completionMask } = batch.layout;
+  if (scores.length !== N) throw new Error(`tokenRewards: ${N} completions but ${scores.length} scores`);
+  const out = new Float32Array(N * T);
+  const { oldLogprobs: old, refLogprobs: ref } = batch;
+  for (let i = 0; i < N; i++) {
+    let last = -1;
+    for (let t = 0; t < T; t++) {
+      const k = i * T + t;
+      if (completionMask[k] === 0) break;
+      last = k;
+      if (klCoef > 0 && old && ref) out[k] = -klCoef * (old[k]! - ref[k]!);
+    }
+    if (last >= 0) out[last]! += scores[i]!;
+  }
+  return out;
+}
+
+/** The actor's advantages and the critic's targets of a step's batch, and the critic's health before the update. */
+export interface PpoTargets {
+  /** [N, T] actor advantages (whitened when configured), 0 off the loss mask. */
+  advantages: Float32Array;
+  /** [N, T] critic targets R_t. */
+  returns: Float32Array;
+  explainedVariance: number;
+  valuesMean: number;
+  returnsMean: number;
+}
+
+/** Stages 4-5: token rewards, decoupled GAE, whitening (see the file header). */
+export function ppoTargets(batch: TokenBatch, scores: ArrayLike<number>, config: Pick<PpoConfig, 'klCoef' | 'gamma' | 'lambdaActor' | 'lambdaCritic' | 'lengthAdaptiveAlpha' | 'whitenAdvantages'>): PpoTargets {
+  const { layout, lossMask, oldValues } = batch;
+  if (!oldValues) throw new Error('ppoTargets: the token batch has no critic values');
+  const gae = tokenGae({
+    rewards: tokenRewards(batch, scores, config.klCoef),
+    values: oldValues,
+    mask: layout.completionMask,
+    numRows: layout.numRows,
+    gamma: config.gamma,
+    lambdaActor: config.lambdaActor,
+    lambdaCritic: config.lambdaCritic,
+    lengthAdaptiveAlpha: config.lengthAdaptiveAlpha,
+  });
+  const on = (k: number): boolean => lossMask[k] === 1;
+  const idx = Array.from({ length: lossMask.length }, (_, k) => k).filter(on);
+  const pick = (a: Float32Array): Float32Array => Float32Array.from(idx, (k) => a[k]!);
+  const mean = (a: Float32Array): number => (a.length ? a.reduce((s, x) => s + x, 0) / a.length : NaN);
+  const advantages = idx.length > 0 && config.whitenAdvantages ? maskedWhiten(gae.advantages, lossMask) : gae.advantages.map((a, k) => (on(k) ? a : 0));
+  return {
+    advantages,
+    returns: gae.returns,
+    explainedVariance: explainedVariance(pick(oldValues), pick(gae.returns)),
+    valuesMean: mean(pick(oldValues)),
+    returnsMean: mean(pick(gae.returns)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Stage 6: the critic's and the policy's updates
+
+export interface CriticUpdateMetrics {
+  valueLoss: number;
+  valueClipRatio: number;
+  gradNorm: number;
+}
+
+/** One critic step on the minibatch `rows`: the clipped value loss over its loss-mask tokens. */
+export function criticUpdate(
+  critic: ValueModel,
+  variables: tf.Variable[],
+  optimizer: AdamW,
+  batch: TokenBatch,
+  returns: Float32Array,
+  rows: readonly number[],
+  options: { valueClip: number; learningRate: number; gradClip: number },
+): CriticUpdateMetrics {
+  const T = batch.layout.completionLength;
+  const { loss, gradNorm, metrics } = updateStep(
+    variables,
+    optimizer,
+    () =>
+      tf.tidy(() => {
+        const values = criticTokenValues(critic, batch.layout, rows); // [n, T]
+        const mask = gatherRows(batch.lossMask, T, rows, 'float32');
+        const oldValues = gatherRows(batch.oldValues!, T, rows, 'float32');
+        const target = gatherRows(returns, T, rows, 'float32');
+        const clip = options.valueClip > 0 ? options.valueClip : undefined;
+        const lossValue = valueLoss(values, target, { oldValues, clipRange: clip, mask });
+        // The clip is active where the clipped term is the larger one.
+        const clipped = clip === undefined ? 0 : maskedMean(tf.cast(tf.greater(tf.squaredDifference(tf.add(oldValues, tf.clipByValue(tf.sub(values, oldValues), -clip, clip)), target), tf.squaredDifference(values, target)), 'float32'), mask).dataSync()[0]!;
+        return { loss: lossValue, metrics: { valueClipRatio: clipped } };
+      }),
+    options,
+  );
+  return { valueLoss: loss, gradNorm, valueClipRatio: metrics.valueClipRatio };
+}
+
+export interface PolicyUpdateMetrics {
+  loss: number;
+  gradNorm: number;
+  kl: number;
+  approxKl: number;
+  entropy: number;
+  clipRatioLow: number;
+  clipRatioHigh: number;
+}
+
+/** One policy step on the minibatch `rows`: the clipped surrogate on token advantages, + beta x k3, - entropyCoef x H. */
+export function policyUpdate(
+  model: CausalLM,
+  optimizer: AdamW,
+  batch: TokenBatch,
+  advantages: Float32Array,
+  rows: readonly number[],
+  options: Pick<PpoConfig, 'temperature' | 'epsilon' | 'epsilonHigh' | 'beta' | 'entropyCoef' | 'lossType' | 'maxCompletionLength' | 'gradClip'> & { learningRate: number },
+): PolicyUpdateMetrics {
+  const T = batch.layout.completionLength;
+  const { loss, gradNorm, metrics } = updateStep(
+    model.variables,
+    optimizer,
+    () =>
+      tf.tidy(() => {
+        const { logprobs, entropy } = policyTokenStats(model, batch.layout, rows, options.temperature); // [n, T]
+        const mask = gatherRows(batch.lossMask, T, rows, 'float32');
+        const old = gatherRows(batch.oldLogprobs!, T, rows, 'float32');
+        const adv = gatherRows(advantages, T, rows, 'float32');
+        const s = clippedSurrogate({ logprobs, oldLogprobs: old, advantages: adv }, { epsilon: options.epsilon, epsilonHigh: options.epsilonHigh ?? options.epsilon });
+        let total = aggregateLoss(s.perElement, mask, options.lossType, options.maxCompletionLength);
+        let kl = 0;
+        if (batch.refLogprobs) {
+          const k3 = maskedMean(klK3(logprobs, gatherRows(batch.refLogprobs, T, rows, 'float32')), mask);
+          kl = k3.dataSync()[0]!;
+          if (options.beta > 0) total = tf.add(total, tf.mul(options.beta, k3)) as tf.Scalar;
+        }
+        const meanEntropy = maskedMean(entropy, mask);
+        if (options.entropyCoef > 0) total = tf.sub(total, tf.mul(options.entropyCoef, meanEntropy)) as tf.Scalar;
+        const logRatio = tf.sub(logprobs, old);
+        const approxKl = maskedMean(tf.sub(tf.sub(tf.exp(logRatio), 1), logRatio), mask); // k3 of KL(old || new)
+        const read = (x: tf.Tensor): number => x.dataSync()[0]!;
+        return {
+          loss: total,
+          metrics: { kl, approxKl: read(approxKl), entropy: read(meanEntropy), clipRatioLow: read(maskedMean(s.clippedLow, mask)), clipRatioHigh: read(maskedMean(s.clippedHigh, mask)) },
+        };
+      }),
+    options,
+  );
+  return { loss, gradNorm, ...metrics };
+}
+
+// ---------------------------------------------------------------------------------------
+// One step
+
+/** The models and optimizers a PPO step updates. */
+export interface PpoModels {
+  policy: CausalLM;
+  policyOptimizer: AdamW;
+  reference: CausalLM | null;
+  critic: ValueModel;
+  criticVariables: tf.Variable[];
+  criticOptimizer: AdamW;
+}
+
+/** Stages 3-6 on a scored rollout; returns the step's metrics (without the rollout's). */
+export function ppoStep(
+  models: PpoModels,
+  round: ScoredRollout,
+  config: PpoConfig,
+  options: { padTokenId: number; learningRate: number; criticLearningRate: number; trainPolicy: boolean; updateRng: Rng },
+): Record<string, number | undefined> {
+  const { rollout, scored } = round;
+  const scores = Float32Array.from(scored.rewards, (s, i) => (rollout.truncated[i] ? s - config.missingEosPenalty : s));
+  const t0 = performance.now();
+  const batch = buildTokenBatch(rollout, {
+    padTokenId: options.padTokenId,
+    temperature: config.temperature,
+    maskTruncatedCompletions: config.maskTruncatedCompletions,
+    oldPolicy: models.policy,
+    reference: models.reference,
+    critic: models.critic,
+  });
+  const targets = ppoTargets(batch, scores, config);
+  const critics: CriticUpdateMetrics[] = [];
+  const policies: PolicyUpdateMetrics[] = [];
+  let criticSeconds = 0;
+  let policySeconds = 0;
+  let peakBytes = tf.memory().numBytes;
+  if (batch.lossMask.some((m) => m === 1)) {
+    for (let epoch = 0; epoch < config.ppoEpochs; epoch++) {
+      for (const mb of shuffledMinibatches(batch.layout.numRows, config.miniBatchSize, options.updateRng)) {
+        let t = performance.now();
+        critics.push(criticUpdate(models.critic, models.criticVariables, models.criticOptimizer, batch, targets.returns, mb, { valueClip: config.valueClip, learningRate: options.criticLearningRate, gradClip: config.gradClip }));
+        criticSeconds += (performance.now() - t) / 1000;
+        if (options.trainPolicy) {
+          t = performance.now();
+          policies.push(policyUpdate(models.policy, models.policyOptimizer, batch, targets.advantages, mb, { ...config, learningRate: options.learningRate }));
+          policySeconds += (performance.now() - t) / 1000;
+        }
+        peakBytes = Math.max(peakBytes, tf.memory().numBytes);
+      }
+    }
+  }
+  const c = (f: (u: CriticUpdateMetrics) => number): number | undefined => meanOf(critics, f);
+  const p = (f: (u: PolicyUpdateMetrics) => number): number | undefined => meanOf(policies, f);
+  const finite = (x: number): number | undefined => (Number.isFinite(x) ? x : undefined);
+  return {
+    [METRIC_NAMES.train.loss]: p((u) => u.loss),
+    [METRIC_NAMES.train.policyLoss]: p((u) => u.loss),
+    [METRIC_NAMES.train.kl]: p((u) => u.kl),
+    [METRIC_NAMES.train.approxKl]: p((u) => u.approxKl),
+    [METRIC_NAMES.train.entropy]: p((u) => u.entropy),
+    [METRIC_NAMES.train.clipRatio]: p((u) => u.clipRatioLow + u.clipRatioHigh),
+    [METRIC_NAMES.train.clipRatioLow]: p((u) => u.clipRatioLow),
+    [METRIC_NAMES.train.clipRatioHigh]: p((u) => u.clipRatioHigh),
+    [METRIC_NAMES.train.gradNorm]: p((u) => u.gradNorm),
+    [METRIC_NAMES.train.learningRate]: options.trainPolicy ? options.learningRate : 0,
+    [METRIC_NAMES.critic.valueLoss]: c((u) => u.valueLoss),
+    [METRIC_NAMES.critic.valueClipRatio]: c((u) => u.valueClipRatio),
+    [METRIC_NAMES.critic.explainedVariance]: finite(targets.explainedVariance),
+    [METRIC_NAMES.critic.valuesMean]: finite(targets.valuesMean),
+    [METRIC_NAMES.critic.returnsMean]: finite(targets.returnsMean),
+    [METRIC_NAMES.critic.gradNorm]: c((u) => u.gradNorm),
+    [METRIC_NAMES.critic.learningRate]: options.criticLearningRate,
+    [METRIC_NAMES.time.trainS]: (performance.now() - t0) / 1000,
+    [METRIC_NAMES.time.referenceS]: batch.seconds.reference,
+    [METRIC_NAMES.time.valuesS]: batch.seconds.old,
+    [METRIC_NAMES.time.criticUpdateS]: criticSeconds,
+    [METRIC_NAMES.time.policyUpdateS]: policySeconds,
+    [METRIC_NAMES.memory.tensorMb]: peakBytes / 2 ** 20,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Checkpoints
+
+export const PPO_STATE_FORMAT = STATE_FORMATS.ppo;
+/** The critic's subfolder of a PPO checkpoint. */
+export const CRITIC_DIR = 'critic';
+
+/** Contents of a PPO checkpoint's `trainer_state.json`. */
+export interface PpoTrainerState {
+  format: typeof PPO_STATE_FORMAT;
+  version: 1;
+  step: number;
+  promptOrder: BatchOrderState;
+  samplingRng: RngState;
+  /** The minibatch-order RNG after the last completed step. */
+  updateRng: RngState;
+  /** The starting policy (the reference model's source): its folder and the SHA-256 of its weights. */
+  initialModel: { dir: string; sha256: string };
+  lastEval: { step: number; accuracy: number } | null;
+  dataFingerprint: string;
+  config: PpoConfig;
+}
+
+/** Reads and checks a PPO checkpoint's `trainer_state.json` and that its critic folder is complete. */
+export async function readPpoTrainerState(dir: string): Promise<PpoTrainerState> {
+  const json = await readTrainerStateJson(dir, TRAINER_STATE_FILE, PPO_STATE_FORMAT, 1);
+  const path = join(dir, TRAINER_STATE_FILE);
+  checkStateStep(json, path, 0);
+  const order = json['promptOrder'] as BatchOrderState | undefined;
+  if (!order || typeof order !== 'object' || !Array.isArray(order.epochRngState)) throw new Error(`${path}: "promptOrder" must hold { epoch, cursor, epochRngState }`);
+  for (const k of ['samplingRng', 'updateRng']) {
+    if (!Array.isArray(json[k]) || (json[k] as unknown[]).length !== 4) throw new Error(`${path}: "${k}" must be the 4-word RNG state`);
+  }
+  const init = json['initialModel'] as { dir?: unknown; sha256?: unknown } | undefined;
+  if (!init || typeof init.dir !== 'string' || typeof init.sha256 !== 'string') throw new Error(`${path}: "initialModel" must hold { dir, sha256 }`);
+  if (typeof json['dataFingerprint'] !== 'string') throw new Error(`${path}: "dataFingerprint" must be a string`);
+  for (const f of ['config.json', 'model.safetensors', VALUE_HEAD_FILE, OPTIMIZER_FILE]) {
+    if (!existsSync(join(dir, CRITIC_DIR, f))) throw new Error(`cannot resume from ${dir}: the critic's ${CRITIC_DIR}/${f} is missing`);
+  }
+  parsePpoConfig(json['config'], { source: `${path} "config"` });
+  return json as unknown as PpoTrainerState;
+}
+
+/** The critic's files inside a checkpoint folder: trunk, value head and optimizer under `critic/`. */
+async function criticFiles(critic: ValueModel, variables: tf.Variable[], optimizer: AdamW): Promise<Record<string, string | Uint8Array>> {
+  const files: Record<string, string | Uint8Array> = {};
+  for (const [rel, content] of Object.entries(await causalLMFiles(critic.trunk))) files[`${CRITIC_DIR}/${rel}`] = content;
+  files[`${CRITIC_DIR}/${VALUE_HEAD_FILE}`] = critic.head.toBytes();
+  files[`${CRITIC_DIR}/${OPTIMIZER_FILE}`] = optimizerStateBytes({ variables, variableNames: criticVariableNames(critic) }, optimizer);
+  return files;
+}
+
+function criticVariableNames(critic: ValueModel): string[] {
+  return [...critic.trunk.variableNames, ...critic.head.variableNames];
+}
+
+// ---------------------------------------------------------------------------------------
+// The training run
+
+export interface PpoRunOptions {
+  /** A checkpoint folder (`checkpoint-<step>` or `final`) to continue from. */
+  resumeFrom?: string;
+  /** Reward functions to use instead of loading `config.rewards` (programmatic use). */
+  rewards?: RewardSpec[];
+  /** Folder reward module paths are resolved against; default the working directory. */
+  baseDir?: string;
+  engine?: string;
+  quiet?: boolean;
+  stream?: ProgressStream;
+  handleSigint?: boolean;
+}
+
+export interface PpoRunResult {
+  outDir: string;
+  checkpointDir: string;
+  step: number;
+  interrupted: boolean;
+  initialModelDir: string;
+  warmStart: WarmStartResult | null;
+  evals: Array<{ step: number; accuracy: number; meanReward: number }>;
+  seconds: number;
+  time: { generate: number; reward: number; train: number; eval: number; checkpoint: number };
+  generatedTokensPerSecond: number;
+  /** Parameters of the policy and of the critic. */
+  parameters: { policy: number; critic: number };
+  reportPath: string | null;
+}
+
+/** The run's independent random streams: prompt order, sampling, minibatch order, value-head init. */
+function runRngs(seed: number): { prompts: Rng; sampling: Rng; update: Rng; head: Rng } {
+  const root = new Rng(seed);
+  return { prompts: new Rng(root.nextUint32()), sampling: new Rng(root.nextUint32()), update: new Rng(root.nextUint32()), head: new Rng(root.nextUint32()) };
+}
+
+/**
+ * Runs PPO with a critic as `config` describes, or continues the run saved in
+ * `options.resumeFrom`; the same outputs as `trainGrpo` plus the critic in each checkpoint.
+ */
+export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = {}): Promise<PpoRunResult> {
+  const config = parsePpoConfig(configInput, { source: 'trainPpo config' });
+  const quiet = options.quiet ?? false;
+  const stream = options.stream ?? process.stdout;
+  const resumeFrom = options.resumeFrom ? resolve(options.resumeFrom) : undefined;
+  const saved = resumeFrom ? await readPpoTrainerState(resumeFrom) : null;
+  if (saved && config.steps <= saved.step) {
+    throw new ConfigError([`"steps" (${config.steps}) must be greater than the checkpoint's step (${saved.step}) to continue training`], 'resume');
+  }
+  const { rewards, accuracyReward, scoreOptions, train, test } = await prepareRewardsAndData(config, options);
+  const { initialModelDir, initialSha, warm } = await startingPolicy(config.model, saved?.initialModel ?? null, { engine: options.engine, quiet, stream });
+
+  const rngs = runRngs(config.seed);
+  const { model: policy } = await loadCausalLM(resumeFrom ?? initialModelDir);
+  const tokenizer = await loadTokenizer(resumeFrom ?? initialModelDir);
+  const disposables: Array<{ dispose(): void }> = [policy];
+  try {
+    const criticDir = resumeFrom ? join(resumeFrom, CRITIC_DIR) : null;
+    const trunk = criticDir ? (await loadCausalLM(criticDir)).model : policy.clone({ trainable: true });
+    disposables.push(trunk);
+    const D = trunk.dims.hiddenSize;
+    const head = criticDir ? await ValueHead.load(join(criticDir, VALUE_HEAD_FILE), D) : ValueHead.create(D, rngs.head, config.criticHeadInitStd ?? undefined);
+    disposables.push(head);
+    const critic: ValueModel = { trunk, head };
+    const criticVariables = [...trunk.variables, ...head.variables];
+    const needReference = config.klCoef > 0 || config.beta > 0;
+    const reference = needReference ? (saved ? (await loadCausalLM(initialModelDir)).model : policy.clone({ trainable: false })) : null;
+    if (reference) disposables.push(reference);
+    const policyOptimizer = createAdamW(policy.variables, config);
+    const criticOptimizer = createAdamW(criticVariables, { ...config, learningRate: config.criticLearningRate });
+    disposables.push(policyOptimizer, criticOptimizer);
+    const models: PpoModels = { policy, policyOptimizer, reference, critic, criticVariables, criticOptimizer };
+
+    if (tokenizer.vocabSize > policy.dims.vocabSize) throw new Error(`${initialModelDir}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary only ${policy.dims.vocabSize}`);
+    const limits = { maxPositions: policy.dims.maxPositions, vocabSize: policy.dims.vocabSize, maxCompletionLength: config.maxCompletionLength };
+    const trainRows = encodePromptRows(train, tokenizer, limits);
+    const evalRows = encodePromptRows(test.slice(0, config.evalSize), tokenizer, limits);
+    const fingerprint = promptFingerprint(train);
+    const order = new ShuffledBatches(trainRows.length, config.promptsPerStep, rngs.prompts);
+    let lastEval: PpoTrainerState['lastEval'] = null;
+    if (saved && resumeFrom && criticDir) {
+      if (saved.dataFingerprint !== fingerprint) {
+        throw new Error(`cannot resume from ${resumeFrom}: the training prompts differ from the ones the checkpoint was trained on (fingerprint mismatch); check "data" in the config`);
+      }
+      restoreOptimizerState(policy, policyOptimizer, await readFile(join(resumeFrom, OPTIMIZER_FILE)), join(resumeFrom, OPTIMIZER_FILE));
+      const criticOpt = join(criticDir, OPTIMIZER_FILE);
+      restoreOptimizerState({ variables: criticVariables, variableNames: criticVariableNames(critic) }, criticOptimizer, await readFile(criticOpt), criticOpt);
+      order.setState(saved.promptOrder);
+      rngs.sampling.setState(saved.samplingRng);
+      rngs.update.setState(saved.updateRng);
+      lastEval = saved.lastEval;
+    } else if (config.optimizerFromStart) {
+      const path = join(initialModelDir, OPTIMIZER_FILE);
+      if (!existsSync(path)) throw new ConfigError([`"optimizerFromStart" is true but the starting model ${initialModelDir} has no ${OPTIMIZER_FILE}`]);
+      restoreOptimizerState(policy, policyOptimizer, await readFile(path), path);
+    }
+
+    const schedule = makeSchedule(config);
+    const criticSchedule = constantSchedule(config.criticLearningRate);
+    const sampler = tfjsSampler(policy);
+    const sampling = samplingOptions(config, rngs.sampling);
+    const time = { generate: 0, reward: 0, train: 0 };
+    let generatedTokens = 0;
+    const evals: PpoRunResult['evals'] = [];
+
+    const loop = await runLoop({
+      command: 'ppo',
+      config,
+      resumed: saved && resumeFrom ? { dir: resumeFrom, step: saved.step, config: saved.config } : null,
+      engine: options.engine ?? tf.getBackend(),
+      modelInfo: { ...policy.summary(), critic: `${trunk.config.model_type} + value head`, prompts: trainRows.length, eval: evalRows.length, reference: reference ? 'frozen copy of the start' : 'none (klCoef = beta = 0)' },
+      notes: [
+        `starting policy: ${initialModelDir} (the critic's trunk starts from it too)`,
+        `rewards: ${rewards.map((r) => `${r.name} x ${r.weight ?? 1}`).join(', ')}; accuracy from "${accuracyReward}"`,
+        ...(config.criticWarmupSteps > 0 ? [`critic warm-up: the first ${config.criticWarmupSteps} steps train only the critic`] : []),
+        ...(evalRows.length === 0 ? ['no held-out prompts (data.testFile is null): evaluation is skipped'] : []),
+      ],
+      quiet,
+      stream,
+      handleSigint: options.handleSigint,
+      evaluateAtStart: true,
+      step: async (done) => {
+        const tStep = performance.now();
+        // The policy's schedule counts its own steps, after the critic's warm-up.
+        const learningRate = schedule(Math.max(0, done - config.criticWarmupSteps));
+        const round = await collectRollout(sampler, tokenizer, order.next().map((i) => trainRows[i]!), rewards, { sampling, score: scoreOptions });
+        const record = ppoStep(models, round, config, {
+          padTokenId: tokenizer.padTokenId,
+          learningRate,
+          criticLearningRate: criticSchedule(done),
+          trainPolicy: done >= config.criticWarmupSteps,
+          updateRng: rngs.update,
+        });
+        const summary = summarizeRollouts([round]);
+        time.generate += summary.seconds.generate;
+        time.reward += summary.seconds.reward;
+        time.train += record[METRIC_NAMES.time.trainS] ?? 0;
+        generatedTokens += summary.lengths.reduce((a, b) => a + b, 0);
+        return { ...rolloutMetrics(summary, (performance.now() - tStep) / 1000), ...record, [METRIC_NAMES.memory.rssMb]: process.memoryUsage().rss / 2 ** 20 };
+      },
+      evaluate:
+        evalRows.length === 0
+          ? null
+          : async (at, out) => {
+              const r = await evaluatePrompts(sampler, tokenizer, evalRows, rewards, { maxCompletionLength: config.maxCompletionLength, batchSize: config.evalBatchSize, accuracyReward, score: scoreOptions });
+              lastEval = { step: at, accuracy: r.accuracy };
+              evals.push({ step: at, accuracy: r.accuracy, meanReward: r.meanReward });
+              logPromptEvaluation(at, r, config.logSamples, out);
+            },
+      save: async (dir, step) => {
+        const state: PpoTrainerState = {
+          format: PPO_STATE_FORMAT,
+          version: 1,
+          step,
+          promptOrder: order.getState(),
+          samplingRng: rngs.sampling.getState(),
+          updateRng: rngs.update.getState(),
+          initialModel: { dir: initialModelDir, sha256: initialSha },
+          lastEval,
+          dataFingerprint: fingerprint,
+          config,
+        };
+        await saveTrainerCheckpoint(dir, policy, tokenizer, policyOptimizer, state, await criticFiles(critic, criticVariables, criticOptimizer));
+      },
+    });
+    return {
+      outDir: resolve(config.outDir),
+      checkpointDir: loop.lastCheckpoint,
+      step: loop.step,
+      interrupted: loop.interrupted,
+      initialModelDir,
+      warmStart: warm,
+      evals,
+      seconds: loop.seconds,
+      time: { ...time, ...loop.time },
+      generatedTokensPerSecond: generatedTokens / Math.max(time.generate, 1e-9),
+      parameters: { policy: policy.numParameters(), critic: criticVariables.reduce((n, v) => n + v.size, 0) },
+      reportPath: loop.reportPath,
+    };
+  } finally {
+    for (const d of disposables.reverse()) d.dispose();
+  }
+}
