@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
+import * as compare from './commands/compare.ts';
 import * as control from './commands/control.ts';
 import * as data from './commands/data.ts';
 import * as grpo from './commands/grpo.ts';
@@ -24,7 +25,7 @@ const program = new Command()
   .showHelpAfterError()
   .enablePositionalOptions();
 
-const commands: Array<{ register: (p: Command) => void }> = [control, data, grpo, ppo, report, sft];
+const commands: Array<{ register: (p: Command) => void }> = [compare, control, data, grpo, ppo, report, sft];
 for (const c of commands) c.register(program);
 
 try {

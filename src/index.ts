@@ -315,6 +315,31 @@ export {
   stepMetrics,
   trainGrpo,
 } from './trainers/grpo.ts';
+export { type RlRunOptions, type RlRunResult, type RlSetup, type RlTrainerState, readRlTrainerState, setupRlRun } from './trainers/rl-setup.ts';
+export { promptEvaluator, logPromptEvaluation } from './trainers/evaluate.ts';
+
+// trainers: PPO with a critic, and the comparison with GRPO
+// (the control suite's PPO owns the name PpoConfig; the language-model one is LmPpoConfig here)
+export { PpoConfig as LmPpoConfig, checkPpoConfig, parsePpoConfig, resolvePpoConfig } from './trainers/ppo-config.ts';
+export {
+  type CriticUpdateMetrics,
+  type PolicyUpdateMetrics,
+  type PpoModels,
+  type PpoTargets,
+  type PpoTrainerState,
+  CRITIC_DIR,
+  PPO_STATE_FORMAT,
+  criticUpdate,
+  policyUpdate,
+  ppoStep,
+  ppoTargets,
+  readPpoTrainerState,
+  tokenRewards,
+  trainPpo,
+} from './trainers/ppo.ts';
+export { MATCHED_SETTINGS, type ComparisonOptions, type ComparisonResult, checkMatchedBudget, runComparison } from './trainers/compare.ts';
+export { type ComparisonRun, type ComparisonReportOptions, COMPARISON_FILES, comparisonHtml, comparisonMarkdown, loadComparison, summarizeComparison, writeComparison } from './report/compare.ts';
+
 
 // rewards
 export * from '../rewards/index.ts';

@@ -72,6 +72,29 @@ export async function evaluatePrompts(
   return { accuracy: correct / rows.length, meanReward: total / rows.length, numExamples: rows.length, samples };
 }
 
+/**
+ * The run loop's `evaluate` for an RL trainer: `evaluatePrompts` on the held-out rows, logged
+ * with `logPromptEvaluation`, each result handed to `onResult`; null without held-out rows.
+ */
+export function promptEvaluator(
+  sampler: Sampler,
+  setup: { tokenizer: Tokenizer; evalRows: EncodedPromptRow[]; rewards: RewardSpec[]; accuracyReward: string; scoreOptions: ScoreOptions },
+  config: { maxCompletionLength: number; evalBatchSize: number; logSamples: number },
+  onResult: (at: number, r: PromptEvalResult) => void,
+): ((at: number, out: RunOutput) => Promise<void>) | null {
+  if (setup.evalRows.length === 0) return null;
+  return async (at, out) => {
+    const r = await evaluatePrompts(sampler, setup.tokenizer, setup.evalRows, setup.rewards, {
+      maxCompletionLength: config.maxCompletionLength,
+      batchSize: config.evalBatchSize,
+      accuracyReward: setup.accuracyReward,
+      score: setup.scoreOptions,
+    });
+    onResult(at, r);
+    logPromptEvaluation(at, r, config.logSamples, out);
+  };
+}
+
 /** Writes an RL evaluation to the run's logs: `eval/accuracy`, the first `logSamples` completions (samples.jsonl and the console). */
 export function logPromptEvaluation(at: number, r: PromptEvalResult, logSamples: number, out: RunOutput): void {
   out.metrics.log(at, { [METRIC_NAMES.eval.accuracy]: r.accuracy });

@@ -48,34 +48,29 @@
  * is one forward/backward), one process, no separate inference engine; `dapo` normalises
  * by the minibatch's tokens (see src/objectives/ppo.ts).
  */
-import { join, resolve } from 'node:path';
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { RewardSpec } from '../../rewards/types.ts';
 import type { ScoreOptions } from '../../rewards/combine.ts';
-import { ConfigError } from '../engine/config.ts';
+import type { RewardSpec } from '../../rewards/types.ts';
 import type { AdamW } from '../engine/optim.ts';
-import { Rng, type RngState } from '../engine/rng.ts';
-import { loadCausalLM } from '../lm/checkpoint.ts';
+import { Rng } from '../engine/rng.ts';
 import type { CausalLM } from '../lm/model.ts';
 import { type Sampler, tfjsSampler } from '../lm/sampler.ts';
-import { loadTokenizer, type Tokenizer } from '../lm/tokenizer.ts';
+import type { Tokenizer } from '../lm/tokenizer.ts';
 import { gatherRows, policyTokenStats } from '../lm/token-stats.ts';
 import { groupAdvantages, groupStats, type GroupScale } from '../objectives/group.ts';
 import { grpoLoss, type GrpoLossConfig } from '../objectives/grpo-loss.ts';
 import { maskedMean } from '../objectives/ppo.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
-import type { ProgressStream } from '../report/progress.ts';
-import { evaluatePrompts, logPromptEvaluation } from './evaluate.ts';
+import { promptEvaluator } from './evaluate.ts';
 import { type GrpoConfig, parseGrpoConfig } from './grpo-config.ts';
-import { type BatchOrderState, type EncodedPromptRow, ShuffledBatches, encodePromptRows, promptFingerprint } from './prompts.ts';
-import { type RolloutSummary, type SamplingOptions, type ScoredRollout, collectRollout, meanOf, prepareRewardsAndData, rolloutMetrics, samplingOptions, summarizeRollouts } from './rollout.ts';
-import { createAdamW, makeSchedule, runLoop } from './run.ts';
+import type { EncodedPromptRow } from './prompts.ts';
+import { type RlRunOptions, type RlRunResult, type RlTrainerState, readRlTrainerState, rlRunNotes, setupRlRun } from './rl-setup.ts';
+import { type RolloutSummary, type SamplingOptions, type ScoredRollout, collectRollout, meanOf, rolloutMetrics, samplingOptions, summarizeRollouts } from './rollout.ts';
+import { makeSchedule, runLoop } from './run.ts';
 import { type TokenBatch, buildTokenBatch, minibatches } from './token-batch.ts';
-import { OPTIMIZER_FILE, STATE_FORMATS, checkStateStep, readTrainerStateJson, restoreOptimizerState, saveTrainerCheckpoint, TRAINER_STATE_FILE } from './trainer-state.ts';
+import { STATE_FORMATS, saveTrainerCheckpoint } from './trainer-state.ts';
 import { updateStep } from './update.ts';
-import { type WarmStartResult, startingPolicy } from './warm-start.ts';
 
 // ---------------------------------------------------------------------------------------
 // Stages 1-2: sample and score, with DAPO's dynamic sampling
@@ -287,79 +282,19 @@ export function stepMetrics(
 
 export const GRPO_STATE_FORMAT = STATE_FORMATS.grpo;
 
-/** Contents of a GRPO checkpoint's `trainer_state.json`. */
-export interface GrpoTrainerState {
-  format: typeof GRPO_STATE_FORMAT;
-  version: 1;
-  /** GRPO steps completed. */
-  step: number;
-  /** Prompt order: the data RNG state and the position in the current epoch. */
-  promptOrder: BatchOrderState;
-  /** State of the sampling RNG after the last completed step. */
-  samplingRng: RngState;
-  /** The starting policy, from which the reference model is re-derived: its folder and the SHA-256 of its weights. */
-  initialModel: { dir: string; sha256: string };
-  lastEval: { step: number; accuracy: number } | null;
-  /** SHA-256 of the training prompts and columns, checked on resume. */
-  dataFingerprint: string;
-  config: GrpoConfig;
-}
+/** Contents of a GRPO checkpoint's `trainer_state.json` (the fields every RL trainer saves). */
+export type GrpoTrainerState = RlTrainerState<GrpoConfig> & { format: typeof GRPO_STATE_FORMAT };
 
 /** Reads and checks a GRPO checkpoint's `trainer_state.json`. */
 export async function readGrpoTrainerState(dir: string): Promise<GrpoTrainerState> {
-  const json = await readTrainerStateJson(dir, TRAINER_STATE_FILE, GRPO_STATE_FORMAT, 1);
-  const path = join(dir, TRAINER_STATE_FILE);
-  checkStateStep(json, path, 0);
-  const order = json['promptOrder'] as BatchOrderState | undefined;
-  if (!order || typeof order !== 'object' || !Array.isArray(order.epochRngState)) throw new Error(`${path}: "promptOrder" must hold { epoch, cursor, epochRngState }`);
-  if (!Array.isArray(json['samplingRng']) || (json['samplingRng'] as unknown[]).length !== 4) throw new Error(`${path}: "samplingRng" must be the 4-word RNG state`);
-  const init = json['initialModel'] as { dir?: unknown; sha256?: unknown } | undefined;
-  if (!init || typeof init.dir !== 'string' || typeof init.sha256 !== 'string') throw new Error(`${path}: "initialModel" must hold { dir, sha256 }`);
-  if (typeof json['dataFingerprint'] !== 'string') throw new Error(`${path}: "dataFingerprint" must be a string`);
-  parseGrpoConfig(json['config'], { source: `${path} "config"` });
-  return json as unknown as GrpoTrainerState;
+  return (await readRlTrainerState(dir, GRPO_STATE_FORMAT, (c, source) => parseGrpoConfig(c, { source }))) as GrpoTrainerState;
 }
 
 // ---------------------------------------------------------------------------------------
 // The training run
 
-export interface GrpoRunOptions {
-  /** A checkpoint folder (`checkpoint-<step>` or `final`) to continue from. */
-  resumeFrom?: string;
-  /** Reward functions to use instead of loading `config.rewards` (programmatic use). */
-  rewards?: RewardSpec[];
-  /** Folder reward module paths are resolved against; default the working directory. */
-  baseDir?: string;
-  /** Engine description for the run header; default the tfjs backend name. */
-  engine?: string;
-  /** Print nothing (header, progress, samples). */
-  quiet?: boolean;
-  /** Where the header, progress and samples go; default stdout. */
-  stream?: ProgressStream;
-  /** Finish the current step, save a checkpoint and return on Ctrl-C (SIGINT). Default true. */
-  handleSigint?: boolean;
-}
-
-export interface GrpoRunResult {
-  outDir: string;
-  /** `<outDir>/final`, or the checkpoint written on interruption. */
-  checkpointDir: string;
-  /** Steps completed (the config's `steps` unless interrupted). */
-  step: number;
-  interrupted: boolean;
-  /** The starting policy's folder (the reference model's source). */
-  initialModelDir: string;
-  warmStart: WarmStartResult | null;
-  /** Every evaluation of this invocation, in step order (step 0 = the starting policy). */
-  evals: Array<{ step: number; accuracy: number; meanReward: number }>;
-  /** Wall-clock seconds of the loop, and its split. */
-  seconds: number;
-  time: { generate: number; reward: number; train: number; eval: number; checkpoint: number };
-  /** Completion tokens sampled for training per second of generation time. */
-  generatedTokensPerSecond: number;
-  parameters: number;
-  reportPath: string | null;
-}
+export type GrpoRunOptions = RlRunOptions;
+export type GrpoRunResult = RlRunResult;
 
 /** The run's independent random streams: prompt order and sampling. */
 function runRngs(seed: number): { prompts: Rng; sampling: Rng } {
@@ -375,51 +310,13 @@ function runRngs(seed: number): { prompts: Rng; sampling: Rng } {
  */
 export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions = {}): Promise<GrpoRunResult> {
   const config = parseGrpoConfig(configInput, { source: 'trainGrpo config' });
-  const quiet = options.quiet ?? false;
-  const stream = options.stream ?? process.stdout;
-  const resumeFrom = options.resumeFrom ? resolve(options.resumeFrom) : undefined;
-  const saved = resumeFrom ? await readGrpoTrainerState(resumeFrom) : null;
-  if (saved && config.steps <= saved.step) {
-    throw new ConfigError([`"steps" (${config.steps}) must be greater than the checkpoint's step (${saved.step}) to continue training`], 'resume');
-  }
-
-  // Rewards and data first: their errors come before any model work (the warm-start takes minutes).
-  const { rewards, accuracyReward, scoreOptions, train, test } = await prepareRewardsAndData(config, options);
-  const { initialModelDir, initialSha, warm } = await startingPolicy(config.model, saved?.initialModel ?? null, { engine: options.engine, quiet, stream });
-
-  const { model } = await loadCausalLM(resumeFrom ?? initialModelDir);
-  const tokenizer = await loadTokenizer(resumeFrom ?? initialModelDir);
-  const sampler = tfjsSampler(model);
+  const saved = options.resumeFrom ? await readGrpoTrainerState(resolve(options.resumeFrom)) : null;
+  const rngs = runRngs(config.seed);
   // The reference: a frozen copy of the starting policy, only when the KL term is on.
-  let reference: CausalLM | null = null;
-  const optimizer = createAdamW(model.variables, config);
-  const outDir = resolve(config.outDir);
+  const setup = await setupRlRun(config, saved, { ...options, needReference: config.beta > 0, promptRng: rngs.prompts, samplingRng: rngs.sampling });
+  const { policy: model, tokenizer, reference, optimizer, trainRows, order } = setup;
   try {
-    if (config.beta > 0) reference = saved ? (await loadCausalLM(initialModelDir)).model : model.clone({ trainable: false });
-    if (tokenizer.vocabSize > model.dims.vocabSize) {
-      throw new Error(`${initialModelDir}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary only ${model.dims.vocabSize}`);
-    }
-    const limits = { maxPositions: model.dims.maxPositions, vocabSize: model.dims.vocabSize, maxCompletionLength: config.maxCompletionLength };
-    const trainRows = encodePromptRows(train, tokenizer, limits);
-    const evalRows = encodePromptRows(test.slice(0, config.evalSize), tokenizer, limits);
-    const fingerprint = promptFingerprint(train);
-    const rngs = runRngs(config.seed);
-    const order = new ShuffledBatches(trainRows.length, config.promptsPerStep, rngs.prompts);
-    let lastEval: GrpoTrainerState['lastEval'] = null;
-    if (saved && resumeFrom) {
-      if (saved.dataFingerprint !== fingerprint) {
-        throw new Error(`cannot resume from ${resumeFrom}: the training prompts differ from the ones the checkpoint was trained on (fingerprint mismatch); check "data" in the config`);
-      }
-      restoreOptimizerState(model, optimizer, await readFile(join(resumeFrom, OPTIMIZER_FILE)), join(resumeFrom, OPTIMIZER_FILE));
-      order.setState(saved.promptOrder);
-      rngs.sampling.setState(saved.samplingRng);
-      lastEval = saved.lastEval;
-    } else if (config.optimizerFromStart) {
-      const path = join(initialModelDir, OPTIMIZER_FILE);
-      if (!existsSync(path)) throw new ConfigError([`"optimizerFromStart" is true but the starting model ${initialModelDir} has no ${OPTIMIZER_FILE}`]);
-      restoreOptimizerState(model, optimizer, await readFile(path), path);
-    }
-
+    const sampler = tfjsSampler(model);
     const schedule = makeSchedule(config);
     const sampling = samplingOptions(config, rngs.sampling);
     const update: UpdateOptions = {
@@ -431,35 +328,28 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
     };
     const time = { generate: 0, reward: 0, train: 0 };
     let generatedTokens = 0;
+    let lastEval = setup.lastEval;
     const evals: GrpoRunResult['evals'] = [];
 
     const loop = await runLoop({
       command: 'grpo',
       config,
-      resumed: saved && resumeFrom ? { dir: resumeFrom, step: saved.step, config: saved.config } : null,
+      resumed: saved && setup.resumeFrom ? { dir: setup.resumeFrom, step: saved.step, config: saved.config } : null,
       engine: options.engine ?? tf.getBackend(),
-      modelInfo: { ...model.summary(), prompts: trainRows.length, eval: evalRows.length, reference: reference ? 'frozen copy of the start' : 'none (beta = 0)' },
-      notes: [
-        `starting policy: ${initialModelDir}`,
-        `rewards: ${rewards.map((r) => `${r.name} x ${r.weight ?? 1}`).join(', ')}; accuracy from "${accuracyReward}"`,
-        ...(evalRows.length === 0 ? ['no held-out prompts (data.testFile is null): evaluation is skipped'] : []),
-      ],
-      quiet,
-      stream,
+      modelInfo: { ...model.summary(), prompts: trainRows.length, eval: setup.evalRows.length, reference: reference ? 'frozen copy of the start' : 'none (beta = 0)' },
+      notes: rlRunNotes(setup),
+      quiet: options.quiet ?? false,
+      stream: options.stream ?? process.stdout,
       handleSigint: options.handleSigint,
       evaluateAtStart: true,
       step: async (done) => {
         const tStep = performance.now();
         const learningRate = schedule(done);
         // 1-2. Sample K completions per prompt and score them (refilling dropped groups with dynamic sampling).
-        const collected = await collectStep(sampler, tokenizer, () => order.next().map((i) => trainRows[i]!), rewards, { ...config, sampling, score: scoreOptions });
+        const collected = await collectStep(sampler, tokenizer, () => order.next().map((i) => trainRows[i]!), setup.rewards, { ...config, sampling, score: setup.scoreOptions });
         // 3-4. Group advantages, then the policy updates.
         const tTrain = performance.now();
-        const { updates, referenceSeconds } = optimizeStep(model, optimizer, reference, collected.batch, {
-          ...config,
-          padTokenId: tokenizer.padTokenId,
-          update: { ...update, learningRate },
-        });
+        const { updates, referenceSeconds } = optimizeStep(model, optimizer, reference, collected.batch, { ...config, padTokenId: tokenizer.padTokenId, update: { ...update, learningRate } });
         const trainSeconds = (performance.now() - tTrain) / 1000;
         const tensorBytes = tf.memory().numBytes;
         time.generate += collected.seconds.generate;
@@ -472,15 +362,10 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
           [METRIC_NAMES.memory.rssMb]: process.memoryUsage().rss / 2 ** 20,
         };
       },
-      evaluate:
-        evalRows.length === 0
-          ? null
-          : async (at, out) => {
-              const r = await evaluatePrompts(sampler, tokenizer, evalRows, rewards, { maxCompletionLength: config.maxCompletionLength, batchSize: config.evalBatchSize, accuracyReward, score: scoreOptions });
-              lastEval = { step: at, accuracy: r.accuracy };
-              evals.push({ step: at, accuracy: r.accuracy, meanReward: r.meanReward });
-              logPromptEvaluation(at, r, config.logSamples, out);
-            },
+      evaluate: promptEvaluator(sampler, setup, config, (at, r) => {
+        lastEval = { step: at, accuracy: r.accuracy };
+        evals.push({ step: at, accuracy: r.accuracy, meanReward: r.meanReward });
+      }),
       save: async (dir, step) => {
         const state: GrpoTrainerState = {
           format: GRPO_STATE_FORMAT,
@@ -488,21 +373,21 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
           step,
           promptOrder: order.getState(),
           samplingRng: rngs.sampling.getState(),
-          initialModel: { dir: initialModelDir, sha256: initialSha },
+          initialModel: { dir: setup.initialModelDir, sha256: setup.initialSha },
           lastEval,
-          dataFingerprint: fingerprint,
+          dataFingerprint: setup.fingerprint,
           config,
         };
         await saveTrainerCheckpoint(dir, model, tokenizer, optimizer, state);
       },
     });
     return {
-      outDir,
+      outDir: resolve(config.outDir),
       checkpointDir: loop.lastCheckpoint,
       step: loop.step,
       interrupted: loop.interrupted,
-      initialModelDir,
-      warmStart: warm,
+      initialModelDir: setup.initialModelDir,
+      warmStart: setup.warm,
       evals,
       seconds: loop.seconds,
       time: { ...time, ...loop.time },
@@ -511,8 +396,6 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
       reportPath: loop.reportPath,
     };
   } finally {
-    optimizer.dispose();
-    reference?.dispose();
-    model.dispose();
+    setup.dispose();
   }
 }

@@ -18,7 +18,7 @@ export const PpoConfig = defineConfig(
     steps: int().min(1).max(10_000_000).default(100).describe('PPO steps: sample, score, compute values and advantages, update critic and policy'),
     ...optimizerFields,
 
-    criticLearningRate: z.number().gt(0).max(1).default(1e-4).describe('peak AdamW learning rate of the critic (its own optimizer); verl and ORZ use 5-10x the actor\'s'),
+    criticLearningRate: z.number().gt(0).max(1).default(3e-4).describe('peak AdamW learning rate of the critic (its own optimizer); verl and ORZ use 5-10x the actor\'s'),
     criticWarmupSteps: int().min(0).default(5).describe('first steps train only the critic (value pretraining, VC-PPO / VAPO); the policy does not move'),
     valueClip: z.number().min(0).max(100).default(0.2).describe('clip the critic\'s values to V_old +- valueClip in the value loss (PPO2); 0 = off; verl/OpenRLHF 0.5, TRL/ORZ 0.2'),
     criticHeadInitStd: z.number().min(0).max(1).nullable().default(null).describe('std of the fresh value head\'s weights; null = 1 / (hidden + 1) (OpenRLHF)'),
@@ -35,7 +35,7 @@ export const PpoConfig = defineConfig(
 
     epsilon: z.number().gt(0).max(1).default(0.2).describe('lower clip range of the surrogate: ratio >= 1 - epsilon'),
     epsilonHigh: z.number().gt(0).max(10).nullable().default(null).describe('upper clip range (ratio <= 1 + epsilonHigh); null = epsilon; DAPO/VAPO clip-higher 0.28'),
-    ppoEpochs: int().min(1).max(64).default(2).describe('passes over each step\'s batch, each in a fresh random order'),
+    ppoEpochs: int().min(1).max(64).default(1).describe('passes over each step\'s batch, each in a fresh random order'),
     miniBatchSize: int().min(0).max(1_000_000).default(64).describe('completions per update of the critic and of the policy; 0 = the whole batch'),
     lossType: z.enum(['grpo', 'bnpo', 'dr_grpo', 'dapo']).default('bnpo').describe('token aggregation of the policy loss: bnpo/dapo = token mean over the minibatch (verl), grpo = per-sequence mean, dr_grpo = sum / (N x maxCompletionLength)'),
     maskTruncatedCompletions: z.boolean().default(false).describe('leave completions cut at maxCompletionLength out of both losses'),

@@ -1,0 +1,185 @@
+/**
+ * The start of a GRPO or PPO run, the same for both: read and check the checkpoint to resume
+ * (its trainer state), load the rewards and data (their errors come before any model work:
+ * a warm-start takes minutes), find the starting policy, load the policy, its tokenizer and
+ * the frozen reference, encode the prompts, and restore the optimizer and the prompt order.
+ * Also the run options and result both trainers share.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { RewardSpec } from '../../rewards/types.ts';
+import { ConfigError } from '../engine/config.ts';
+import type { AdamW } from '../engine/optim.ts';
+import type { Rng, RngState } from '../engine/rng.ts';
+import { loadCausalLM } from '../lm/checkpoint.ts';
+import type { CausalLM } from '../lm/model.ts';
+import { type Tokenizer, loadTokenizer } from '../lm/tokenizer.ts';
+import type { ProgressStream } from '../report/progress.ts';
+import { type BatchOrderState, type EncodedPromptRow, ShuffledBatches, encodePromptRows, promptFingerprint } from './prompts.ts';
+import type { RlConfig } from './rl-config.ts';
+import { type RewardsAndData, prepareRewardsAndData } from './rollout.ts';
+import { createAdamW } from './run.ts';
+import { OPTIMIZER_FILE, TRAINER_STATE_FILE, checkStateStep, readTrainerStateJson, restoreOptimizerState } from './trainer-state.ts';
+import { type WarmStartResult, startingPolicy } from './warm-start.ts';
+
+export interface RlRunOptions {
+  /** A checkpoint folder (`checkpoint-<step>` or `final`) to continue from. */
+  resumeFrom?: string;
+  /** Reward functions to use instead of loading `config.rewards` (programmatic use). */
+  rewards?: RewardSpec[];
+  /** Folder reward module paths are resolved against; default the working directory. */
+  baseDir?: string;
+  /** Engine description for the run header; default the tfjs backend name. */
+  engine?: string;
+  /** Print nothing (header, progress, samples). */
+  quiet?: boolean;
+  /** Where the header, progress and samples go; default stdout. */
+  stream?: ProgressStream;
+  /** Finish the current step, save a checkpoint and return on Ctrl-C (SIGINT). Default true. */
+  handleSigint?: boolean;
+}
+
+export interface RlRunResult {
+  outDir: string;
+  /** `<outDir>/final`, or the checkpoint written on interruption. */
+  checkpointDir: string;
+  /** Steps completed (the config's `steps` unless interrupted). */
+  step: number;
+  interrupted: boolean;
+  /** The starting policy's folder (the reference model's source). */
+  initialModelDir: string;
+  warmStart: WarmStartResult | null;
+  /** Every evaluation of this invocation, in step order (step 0 = the starting policy). */
+  evals: Array<{ step: number; accuracy: number; meanReward: number }>;
+  /** Wall-clock seconds of the loop, and its split. */
+  seconds: number;
+  time: { generate: number; reward: number; train: number; eval: number; checkpoint: number };
+  /** Completion tokens sampled for training per second of generation time. */
+  generatedTokensPerSecond: number;
+  /** Parameters of the policy. */
+  parameters: number;
+  reportPath: string | null;
+}
+
+/** The fields of a GRPO or PPO `trainer_state.json`; each trainer adds its own. */
+export interface RlTrainerState<C> {
+  format: string;
+  version: 1;
+  /** Steps completed. */
+  step: number;
+  /** Prompt order: the data RNG state and the position in the current epoch. */
+  promptOrder: BatchOrderState;
+  /** State of the sampling RNG after the last completed step. */
+  samplingRng: RngState;
+  /** The starting policy, from which the reference model is re-derived: its folder and the SHA-256 of its weights. */
+  initialModel: { dir: string; sha256: string };
+  lastEval: { step: number; accuracy: number } | null;
+  /** SHA-256 of the training prompts and columns, checked on resume. */
+  dataFingerprint: string;
+  config: C;
+}
+
+/** Reads and checks an RL checkpoint's `trainer_state.json` of `format`; `rngs` names further 4-word RNG states it must hold. */
+export async function readRlTrainerState<C>(dir: string, format: string, parse: (config: unknown, source: string) => C, rngs: readonly string[] = []): Promise<RlTrainerState<C> & Record<string, unknown>> {
+  const json = await readTrainerStateJson(dir, TRAINER_STATE_FILE, format, 1);
+  const path = join(dir, TRAINER_STATE_FILE);
+  checkStateStep(json, path, 0);
+  const order = json['promptOrder'] as BatchOrderState | undefined;
+  if (!order || typeof order !== 'object' || !Array.isArray(order.epochRngState)) throw new Error(`${path}: "promptOrder" must hold { epoch, cursor, epochRngState }`);
+  for (const k of ['samplingRng', ...rngs]) {
+    if (!Array.isArray(json[k]) || (json[k] as unknown[]).length !== 4) throw new Error(`${path}: "${k}" must be the 4-word RNG state`);
+  }
+  const init = json['initialModel'] as { dir?: unknown; sha256?: unknown } | undefined;
+  if (!init || typeof init.dir !== 'string' || typeof init.sha256 !== 'string') throw new Error(`${path}: "initialModel" must hold { dir, sha256 }`);
+  if (typeof json['dataFingerprint'] !== 'string') throw new Error(`${path}: "dataFingerprint" must be a string`);
+  parse(json['config'], `${path} "config"`);
+  return json as unknown as RlTrainerState<C> & Record<string, unknown>;
+}
+
+/** Everything a GRPO or PPO run starts from. */
+export interface RlSetup extends RewardsAndData {
+  /** The resolved checkpoint folder being resumed, or undefined. */
+  resumeFrom: string | undefined;
+  initialModelDir: string;
+  initialSha: string;
+  warm: WarmStartResult | null;
+  policy: CausalLM;
+  tokenizer: Tokenizer;
+  /** The frozen starting policy, when `needReference`; else null. */
+  reference: CausalLM | null;
+  optimizer: AdamW;
+  trainRows: EncodedPromptRow[];
+  evalRows: EncodedPromptRow[];
+  fingerprint: string;
+  order: ShuffledBatches;
+  lastEval: RlTrainerState<unknown>['lastEval'];
+  /** Frees the policy, the reference and the optimizer. */
+  dispose(): void;
+}
+
+/**
+ * Prepares a run (see the file header). `saved` is the checkpoint's state (read with
+ * `readRlTrainerState`) when resuming; the prompt order draws from `promptRng`, and on
+ * resume `samplingRng` is restored too. The caller disposes the result.
+ */
+export async function setupRlRun(
+  config: RlConfig & { steps: number },
+  saved: RlTrainerState<unknown> | null,
+  options: RlRunOptions & { needReference: boolean; promptRng: Rng; samplingRng: Rng },
+): Promise<RlSetup> {
+  const quiet = options.quiet ?? false;
+  const stream = options.stream ?? process.stdout;
+  const resumeFrom = options.resumeFrom ? resolve(options.resumeFrom) : undefined;
+  if (saved && config.steps <= saved.step) {
+    throw new ConfigError([`"steps" (${config.steps}) must be greater than the checkpoint's step (${saved.step}) to continue training`], 'resume');
+  }
+  const data = await prepareRewardsAndData(config, options);
+  const { initialModelDir, initialSha, warm } = await startingPolicy(config.model, saved?.initialModel ?? null, { engine: options.engine, quiet, stream });
+  const { model: policy } = await loadCausalLM(resumeFrom ?? initialModelDir);
+  const tokenizer = await loadTokenizer(resumeFrom ?? initialModelDir);
+  const optimizer = createAdamW(policy.variables, config);
+  let reference: CausalLM | null = null;
+  const dispose = (): void => {
+    optimizer.dispose();
+    reference?.dispose();
+    policy.dispose();
+  };
+  try {
+    if (options.needReference) reference = saved ? (await loadCausalLM(initialModelDir)).model : policy.clone({ trainable: false });
+    if (tokenizer.vocabSize > policy.dims.vocabSize) {
+      throw new Error(`${initialModelDir}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary only ${policy.dims.vocabSize}`);
+    }
+    const limits = { maxPositions: policy.dims.maxPositions, vocabSize: policy.dims.vocabSize, maxCompletionLength: config.maxCompletionLength };
+    const trainRows = encodePromptRows(data.train, tokenizer, limits);
+    const evalRows = encodePromptRows(data.test.slice(0, config.evalSize), tokenizer, limits);
+    const fingerprint = promptFingerprint(data.train);
+    const order = new ShuffledBatches(trainRows.length, config.promptsPerStep, options.promptRng);
+    if (saved && resumeFrom) {
+      if (saved.dataFingerprint !== fingerprint) {
+        throw new Error(`cannot resume from ${resumeFrom}: the training prompts differ from the ones the checkpoint was trained on (fingerprint mismatch); check "data" in the config`);
+      }
+      restoreOptimizerState(policy, optimizer, await readFile(join(resumeFrom, OPTIMIZER_FILE)), join(resumeFrom, OPTIMIZER_FILE));
+      order.setState(saved.promptOrder);
+      options.samplingRng.setState(saved.samplingRng);
+    } else if (config.optimizerFromStart) {
+      const path = join(initialModelDir, OPTIMIZER_FILE);
+      if (!existsSync(path)) throw new ConfigError([`"optimizerFromStart" is true but the starting model ${initialModelDir} has no ${OPTIMIZER_FILE}`]);
+      restoreOptimizerState(policy, optimizer, await readFile(path), path);
+    }
+    return { ...data, resumeFrom, initialModelDir, initialSha, warm, policy, tokenizer, reference, optimizer, trainRows, evalRows, fingerprint, order, lastEval: saved?.lastEval ?? null, dispose };
+  } catch (e) {
+    dispose();
+    throw e;
+  }
+}
+
+/** The header lines both RL trainers print after the config. */
+export function rlRunNotes(setup: RlSetup, extra: string[] = []): string[] {
+  return [
+    `starting policy: ${setup.initialModelDir}`,
+    `rewards: ${setup.rewards.map((r) => `${r.name} x ${r.weight ?? 1}`).join(', ')}; accuracy from "${setup.accuracyReward}"`,
+    ...extra,
+    ...(setup.evalRows.length === 0 ? ['no held-out prompts (data.testFile is null): evaluation is skipped'] : []),
+  ];
+}
