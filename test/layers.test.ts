@@ -1,14 +1,14 @@
 /**
  * Layer rules, read from the import statements of every source file.
  *
- * The project design (design.md, "Top-level layout" and "Where the trainers are going")
+ * The layer table in CONTRIBUTING.md ("Layers")
  * gives each top-level folder a "may import" column and says arrows only point downward
  * (a folder imports only the layers it builds on). ALLOWED below writes that column out;
  * where today's code needs a layer the column does not name, the entry says why.
  *
  * - every folder imports only itself, node built-ins and the layers in its ALLOWED entry
  *   (rewards/ and datasets/: no tfjs, nothing from src/ but tfjs-free engine files,
- *   rewards/ never datasets/ or trainers; rewards/ only the packages the design names);
+ *   rewards/ never datasets/ or trainers; rewards/ only mathjs and p-limit);
  * - nothing in src/, rewards/ or datasets/ imports scripts/ or test/;
  * - src/control/envs/ never reaches tfjs, not even through another file;
  * - the trainer files grpo.ts, ppo.ts and sft.ts do not import one another.
@@ -26,7 +26,7 @@ import { describe, expect, it } from 'vitest';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TFJS_FREE_ENGINE = 'engine (tfjs-free files only)';
 
-/** folder -> the layers it may import besides itself and node built-ins (design.md). */
+/** folder -> the layers it may import besides itself and node built-ins (CONTRIBUTING.md). */
 const ALLOWED: Record<string, readonly string[]> = {
   engine: ['tfjs'],
   objectives: ['tfjs', 'engine'],
@@ -45,7 +45,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   rewards: [TFJS_FREE_ENGINE],
   datasets: [TFJS_FREE_ENGINE, 'rewards'],
 };
-/** Folders whose npm packages the design lists by name. */
+/** Folders whose npm packages are named in the layer table. */
 const PACKAGES: Record<string, readonly string[]> = { rewards: ['mathjs', 'p-limit'] };
 
 type Edge = { from: string; spec: string; target: string; layer: string; kind: 'file' | 'package' };
@@ -108,7 +108,7 @@ function allowed(folder: string, e: Edge): boolean {
   return e.layer === 'engine' && rules.includes(TFJS_FREE_ENGINE) && !reachesTfjs(e.target);
 }
 
-describe('layer rules (design.md, "Top-level layout")', () => {
+describe('layer rules (CONTRIBUTING.md, "Layers")', () => {
   it('the scanner sees static, re-export, type-only and dynamic imports', () => {
     const text = [
       "import * as tf from '@tensorflow/tfjs';",

@@ -12,10 +12,13 @@
  * `AutoModelForCausalLMWithValueHead`.
  */
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../engine/rng.ts';
 import { parseSafetensors, serializeSafetensors } from '../engine/safetensors.ts';
 import { safetensorsFromTensor, tensorFromSafetensors } from '../engine/tensor.ts';
+import { causalLMFiles, loadCausalLM } from './checkpoint.ts';
+import type { CausalLM } from './model.ts';
 
 export const VALUE_HEAD_FILE = 'value_head.safetensors';
 const WEIGHT = 'v_head.summary.weight';
@@ -98,5 +101,57 @@ export class ValueHead {
 
   dispose(): void {
     for (const v of this.variables) v.dispose();
+  }
+}
+
+/**
+ * A critic: a causal-LM trunk (a trainable copy of the starting policy, or a saved one) with
+ * a value head. Its folder is the trunk's Hugging Face folder plus `value_head.safetensors`.
+ */
+export class Critic {
+  private constructor(
+    readonly trunk: CausalLM,
+    readonly head: ValueHead,
+  ) {}
+
+  /** A critic whose trunk copies `policy` (trainable) and whose head is fresh (`ValueHead.create`). */
+  static fromPolicy(policy: CausalLM, rng: Rng, headStd?: number): Critic {
+    const trunk = policy.clone({ trainable: true });
+    return new Critic(trunk, ValueHead.create(trunk.dims.hiddenSize, rng, headStd));
+  }
+
+  /** Loads a critic folder written from `files()`; errors name the folder and the file. */
+  static async load(dir: string): Promise<Critic> {
+    const { model } = await loadCausalLM(dir);
+    try {
+      return new Critic(model, await ValueHead.load(join(dir, VALUE_HEAD_FILE), model.dims.hiddenSize));
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
+
+  /** The trunk's and the head's variables, in that order. */
+  get variables(): tf.Variable[] {
+    return [...this.trunk.variables, ...this.head.variables];
+  }
+
+  /** The names they are saved under (Hugging Face names, then TRL's head names). */
+  get variableNames(): string[] {
+    return [...this.trunk.variableNames, ...this.head.variableNames];
+  }
+
+  numParameters(): number {
+    return this.variables.reduce((n, v) => n + v.size, 0);
+  }
+
+  /** The critic's folder in memory (relative path -> content). */
+  async files(): Promise<Record<string, string | Uint8Array>> {
+    return { ...(await causalLMFiles(this.trunk)), [VALUE_HEAD_FILE]: this.head.toBytes() };
+  }
+
+  dispose(): void {
+    this.head.dispose();
+    this.trunk.dispose();
   }
 }

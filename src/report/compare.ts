@@ -25,11 +25,13 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
 import { writeFileAtomic } from '../engine/atomic.ts';
 import { escapeHtml, formatCount, formatNumber } from './format.ts';
 import { METRIC_NAMES as M } from './metric-names.ts';
 import { readMetrics, RUN_FILES, type MetricRecord } from './metrics.ts';
-import { aggregateSeeds, lineChartSvg, type LineSeries } from './plot.ts';
+import { aggregateSeeds, lineChartSpec, type LineChartOptions, type LineSeries } from './plot.ts';
 
 /** One finished (or crashed) training run, as the orchestrator hands it over. */
 export interface ComparisonRun {
@@ -381,33 +383,69 @@ export function summarizeComparison(loaded: ReadonlyArray<LoadedRun>, options: P
 // ---------------------------------------------------------------------------------------
 // Tables (one plain-text source, rendered as markdown and as HTML)
 
-const pct = (v: number): string => `${(v * 100).toFixed(1)} %`;
-const secs = (v: number): string => `${formatNumber(v, 3)} s`;
-const mib = (v: number): string => `${Math.round(v)} MiB`;
-const tok = (v: number): string => formatCount(Math.round(v));
+/**
+ * How a figure is printed. `one` prints a single value; a mean ± std pair is printed with
+ * both numbers at the same number of decimals: three significant digits of the mean, at
+ * most `maxDecimals`, none when both are integers (so "46.7 ± 4.7", "2.90 s ± 0.01 s"),
+ * or always `decimals` when set.
+ */
+interface Unit {
+  one: (v: number) => string;
+  maxDecimals: number;
+  decimals?: number;
+  /** Multiplies both numbers (fractions -> percent); default 1. */
+  factor?: number;
+  suffix: string;
+  /** Scale both numbers before printing (tokens: thousands -> "K"); default none. */
+  scale?: (mean: number) => { divisor: number; suffix: string };
+}
 
-function statText(s: Stat, unit: (v: number) => string, seeds: number): string {
+const PERCENT: Unit = { one: (v) => `${(v * 100).toFixed(1)} %`, maxDecimals: 1, decimals: 1, factor: 100, suffix: ' %' };
+const SECONDS: Unit = { one: (v) => `${formatNumber(v, 3)} s`, maxDecimals: 3, suffix: ' s' };
+const MIB: Unit = { one: (v) => `${Math.round(v)} MiB`, maxDecimals: 0, suffix: ' MiB' };
+const STEPS: Unit = { one: (v) => formatNumber(v, 3), maxDecimals: 1, suffix: '' };
+const TOKENS: Unit = {
+  one: (v) => formatCount(Math.round(v)),
+  maxDecimals: 1,
+  suffix: '',
+  scale: (mean) => (Math.abs(mean) >= 1e6 ? { divisor: 1e6, suffix: 'M' } : Math.abs(mean) >= 1e3 ? { divisor: 1e3, suffix: 'K' } : { divisor: 1, suffix: '' }),
+};
+
+function plusMinus(mean: number, std: number, unit: Unit): string {
+  const { divisor, suffix } = unit.scale?.(mean) ?? { divisor: 1, suffix: '' };
+  const m = (mean * (unit.factor ?? 1)) / divisor;
+  const d = (std * (unit.factor ?? 1)) / divisor;
+  const auto = Number.isInteger(m) && Number.isInteger(d) ? 0 : m === 0 ? unit.maxDecimals : Math.min(unit.maxDecimals, Math.max(0, 2 - Math.floor(Math.log10(Math.abs(m)))));
+  const decimals = unit.decimals ?? auto;
+  return `${m.toFixed(decimals)}${suffix}${unit.suffix} ± ${d.toFixed(decimals)}${suffix}${unit.suffix}`;
+}
+
+function statText(s: Stat, unit: Unit, seeds: number): string {
   if (s.mean === null) return 'n/a';
-  const text = s.n > 1 ? `${unit(s.mean)} ± ${unit(s.std!)}` : unit(s.mean);
+  const text = s.n > 1 ? plusMinus(s.mean, s.std!, unit) : unit.one(s.mean);
   return s.n < seeds ? `${text} (${s.n} of ${seeds} seeds)` : text;
 }
 
-function targetText(t: ToTarget, unit: (v: number) => string): string {
+function targetText(t: ToTarget, unit: Unit): string {
   if (t.mean === null) return `n/a (0 of ${t.of} seeds reached it)`;
-  const text = t.reached > 1 ? `${unit(t.mean)} ± ${unit(t.std!)}` : unit(t.mean);
+  const text = t.reached > 1 ? plusMinus(t.mean, t.std!, unit) : unit.one(t.mean);
   return `${text} (${t.reached} of ${t.of} seeds reached it)`;
 }
 
 function targetLine(target: TargetAccuracy): string {
-  if (target.value === null) return 'Target accuracy: none (no algorithm has a mean final accuracy above 0), so nothing is reported against it.';
+  if (target.value === null) return 'Target accuracy: none (90 % of the best mean final accuracy rounds down to 0), so nothing is reported against it.';
   const how = target.auto ? ' (chosen automatically: 90 % of the best mean final accuracy, rounded down to a multiple of 5 points)' : '';
-  return `Target accuracy: ${pct(target.value)}${how}; reported at the first evaluation at or above it.`;
+  return `Target accuracy: ${PERCENT.one(target.value)}${how}; reported at the first evaluation at or above it.`;
 }
 
-interface Table {
+/** A table as text; the first column is the row's label, and columns are right-aligned numbers unless listed in `textColumns`. */
+export interface Table {
   head: string[];
   rows: string[][];
+  textColumns?: number[];
 }
+
+const isText = (table: Table, column: number): boolean => column === 0 || (table.textColumns ?? []).includes(column);
 
 /** The summary: one row per figure, one column per algorithm. */
 export function summaryTable(summary: ComparisonSummary): Table {
@@ -418,21 +456,21 @@ export function summaryTable(summary: ComparisonSummary): Table {
       const v = a.phaseSeconds[name];
       const total = a.secondsPerStep.mean;
       if (v === null) return '–';
-      return total !== null && total > 0 ? `${secs(v)} (${Math.round((100 * v) / total)} %)` : secs(v);
+      return total !== null && total > 0 ? `${SECONDS.one(v)} (${Math.round((100 * v) / total)} %)` : SECONDS.one(v);
     });
   const phases: Phase[] = [...PHASES.map((p) => p.name), 'other'];
   const rows = [
     row('seeds', (a) => String(a.seeds)),
-    row('start accuracy (step 0)', (a) => statText(a.startAccuracy, pct, a.seeds)),
-    row('final accuracy', (a) => statText(a.finalAccuracy, pct, a.seeds)),
-    row('best accuracy', (a) => statText(a.bestAccuracy, pct, a.seeds)),
-    row('steps to target', (a) => targetText(a.stepsToTarget, (v) => formatNumber(v, 3))),
-    row('training seconds to target', (a) => targetText(a.secondsToTarget, secs)),
-    row('generated tokens to target', (a) => targetText(a.tokensToTarget, tok)),
-    row('seconds per step', (a) => statText(a.secondsPerStep, secs, a.seeds)),
+    row('start accuracy (step 0)', (a) => statText(a.startAccuracy, PERCENT, a.seeds)),
+    row('final accuracy', (a) => statText(a.finalAccuracy, PERCENT, a.seeds)),
+    row('best accuracy', (a) => statText(a.bestAccuracy, PERCENT, a.seeds)),
+    row('steps to target', (a) => targetText(a.stepsToTarget, STEPS)),
+    row('training seconds to target', (a) => targetText(a.secondsToTarget, SECONDS)),
+    row('generated tokens to target', (a) => targetText(a.tokensToTarget, TOKENS)),
+    row('seconds per step', (a) => statText(a.secondsPerStep, SECONDS, a.seeds)),
     ...phases.filter((name) => algs.some((a) => a.phaseSeconds[name] !== null)).map(phaseRow),
-    row('peak tensor memory', (a) => statText(a.peakTensorMb, mib, a.seeds)),
-    row('peak RSS', (a) => statText(a.peakRssMb, mib, a.seeds)),
+    row('peak tensor memory', (a) => statText(a.peakTensorMb, MIB, a.seeds)),
+    row('peak RSS', (a) => statText(a.peakRssMb, MIB, a.seeds)),
     row('crashes', (a) => `${a.crashes} of ${a.seeds}`),
   ];
   if (algs.some((a) => a.finalExplainedVariance !== null)) {
@@ -447,19 +485,21 @@ export function seedTable(summary: ComparisonSummary): Table {
   const opt = (v: number | null, f: (v: number) => string): string => (v === null ? '–' : f(v));
   return {
     head: ['algorithm', 'seed', 'status', 'steps', 'final acc.', 'best acc.', 'steps to target', 'train s to target', 'tokens to target', 'train s', 'wall s', 'peak RSS'],
-    rows: summary.runs.map((r) => [
+    textColumns: [2],
+    // Grouped by algorithm (first-seen order), in run order within a group.
+    rows: summary.algorithms.flatMap((a) => summary.runs.filter((r) => r.algorithm === a.algorithm)).map((r) => [
       r.algorithm,
       String(r.seed),
       r.error === null ? 'finished' : 'crashed',
       String(r.lastStep),
-      opt(r.finalAccuracy, pct),
-      opt(r.bestAccuracy, pct),
+      opt(r.finalAccuracy, PERCENT.one),
+      opt(r.bestAccuracy, PERCENT.one),
       opt(r.stepsToTarget, String),
-      opt(r.secondsToTarget, secs),
-      opt(r.tokensToTarget, tok),
-      secs(r.trainSeconds),
-      secs(r.wallSeconds),
-      opt(r.peakRssMb, mib),
+      opt(r.secondsToTarget, SECONDS.one),
+      opt(r.tokensToTarget, TOKENS.one),
+      SECONDS.one(r.trainSeconds),
+      SECONDS.one(r.wallSeconds),
+      opt(r.peakRssMb, MIB.one),
     ]),
   };
 }
@@ -474,18 +514,18 @@ function mdCell(text: string): string {
 
 function mdTable(table: Table): string {
   const line = (cells: string[]): string => `| ${cells.map(mdCell).join(' | ')} |`;
-  return [line(table.head), `|${table.head.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`, ...table.rows.map(line)].join('\n');
+  return [line(table.head), `|${table.head.map((_, i) => (isText(table, i) ? ' --- ' : ' ---: ')).join('|')}|`, ...table.rows.map(line)].join('\n');
 }
 
 function htmlTable(table: Table, className: string): string {
-  const head = `<tr>${table.head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>`;
-  const rows = table.rows.map((r) => `<tr>${r.map((c, i) => (i === 0 ? `<th>${escapeHtml(c)}</th>` : `<td class="num">${escapeHtml(c)}</td>`)).join('')}</tr>`);
+  const head = `<tr>${table.head.map((h, i) => `<th${isText(table, i) ? '' : ' class="num"'}>${escapeHtml(h)}</th>`).join('')}</tr>`;
+  const rows = table.rows.map((r) => `<tr>${r.map((c, i) => (i === 0 ? `<th>${escapeHtml(c)}</th>` : `<td${isText(table, i) ? '' : ' class="num"'}>${escapeHtml(c)}</td>`)).join('')}</tr>`);
   return `<table class="${className}"><thead>${head}</thead><tbody>${rows.join('\n')}</tbody></table>`;
 }
 
 function settingsTable(settings: Readonly<Record<string, string | number>> | undefined): Table | null {
   const entries = Object.entries(settings ?? {});
-  return entries.length ? { head: ['setting', 'value'], rows: entries.map(([k, v]) => [k, typeof v === 'number' ? formatNumber(v, 6) : v]) } : null;
+  return entries.length ? { head: ['setting', 'value'], rows: entries.map(([k, v]) => [k, typeof v === 'number' ? formatNumber(v, 6) : v]), textColumns: [1] } : null;
 }
 
 function crashLines(summary: ComparisonSummary): string[] {
@@ -496,7 +536,7 @@ function crashLines(summary: ComparisonSummary): string[] {
 const NOTES = [
   'mean ± std is over seeds; std is the population std (divide by n), the same spread the charts\' bands show.',
   'Training seconds are the sum of time/step_s (sampling, rewards, updates; evaluation and checkpoints excluded); wall s is the whole run as the orchestrator timed it.',
-  'Steps, seconds and tokens to target are taken at the first evaluation at or above the target and averaged over the seeds that reached it.',
+  'Final accuracy is each seed\'s last evaluation; best accuracy its highest, step 0 included. Steps, seconds and tokens to target are taken at the first evaluation at or above the target and averaged over the seeds that reached it.',
   'Time per step: each phase\'s mean seconds per step and its share of the step; "other" is the step minus its named phases.',
   'Peak RSS is the process\'s: the seeds run in turn in one process, so memory an earlier run did not give back to the OS counts in a later run. Peak tensor memory is per run.',
   'A crashed run counts with the metrics it logged before the crash.',
@@ -532,9 +572,9 @@ export interface ChartSeriesSet {
 
 /**
  * Mean and std over seeds at the x values every seed has; seeds with no points at all are
- * left out (and named in the notes). `perSeed[i]` are seed i's [key, y, x] triples, where
- * `key` identifies the point across seeds (the step) and x is where it is drawn; the drawn
- * x is the mean over seeds of x (for steps, x = key).
+ * left out (and named in the notes). Each seed's points are [key, y, x] triples, where `key`
+ * identifies the point across seeds (the step) and x is where it is drawn; the drawn x is
+ * the mean over seeds of x (for steps, x = key). The band is cut to the seeds' min and max.
  */
 function aggregateGroup(algorithm: string, seeds: ReadonlyArray<{ seed: number; points: Array<[number, number, number]> }>, out: ChartSeriesSet): void {
   const withData = seeds.filter((s) => s.points.length > 0);
@@ -556,7 +596,7 @@ function aggregateGroup(algorithm: string, seeds: ReadonlyArray<{ seed: number; 
   out.bounds.push(keys.map((_, j) => [Math.min(...picked.map((ps) => ps[j]![1])), Math.max(...picked.map((ps) => ps[j]![1]))]));
   const union = new Set(withData.flatMap((s) => s.points.map((p) => p[0])));
   const parts = [`${algorithm}: mean ± std of ${withData.length} seed${withData.length === 1 ? '' : 's'}`];
-  if (union.size > keys.length) parts.push(`at the ${keys.length} of ${union.size} points every seed has (logs end at steps ${withData.map((s) => Math.max(...s.points.map((p) => p[0]))).join(', ')})`);
+  if (union.size > keys.length) parts.push(`at the ${keys.length} of ${union.size} points every seed has (last logged steps ${withData.map((s) => Math.max(...s.points.map((p) => p[0]))).join(', ')})`);
   if (without.length) parts.push(`seed${without.length === 1 ? '' : 's'} ${without.join(', ')} logged none`);
   out.notes.push(`${parts.join('; ')}.`);
 }
@@ -609,22 +649,50 @@ export interface ComparisonChart {
   xDomain?: [number, number];
 }
 
-async function renderFigure(chart: ComparisonChart, index: number): Promise<string> {
+/**
+ * `lineChartSvg` (plot.ts) with the colour scale's domain fixed to every algorithm of the
+ * comparison, so that an algorithm has the same colour in each chart, also in a chart only
+ * some algorithms logged (the critic's). plot.ts has no option for that, so this builds its
+ * spec with `lineChartSpec`, sets the domain, and renders it the way `lineChartSvg` does.
+ */
+async function comparisonChartSvg(options: LineChartOptions, algorithms: ReadonlyArray<string>): Promise<string> {
+  const spec = lineChartSpec(options);
+  // The spec is plain JSON; typed loosely here because vega-lite's layer types are a deep union.
+  for (const layer of (spec as unknown as { layer?: Array<{ encoding?: { color?: Record<string, unknown> } }> }).layer ?? []) {
+    if (layer.encoding?.color) layer.encoding.color = { ...layer.encoding.color, scale: { domain: [...algorithms] } };
+  }
+  const compiled = compile(spec as TopLevelSpec, { logger: vega.logger(vega.Error) }).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none', logLevel: vega.Error });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+async function renderFigure(chart: ComparisonChart, index: number, algorithms: ReadonlyArray<string>): Promise<string> {
   const notes = chart.set.notes.length ? `<figcaption>${chart.set.notes.map(escapeHtml).join('<br>')}</figcaption>` : '';
   if (chart.set.series.length === 0) {
     return `<figure class="chart empty"><div class="title">${escapeHtml(chart.title)}</div><p class="muted">No run logged this.</p></figure>`;
   }
-  const svg = await lineChartSvg({
-    title: chart.title,
-    xLabel: chart.xLabel,
-    yLabel: chart.yLabel,
-    series: chart.set.series,
-    band: chart.set.band,
-    bandBounds: chart.set.bounds,
-    ...(chart.xDomain ? { xDomain: chart.xDomain } : {}),
-    width: 500,
-    height: 230,
-  });
+  // A chart that draws fewer algorithms than the comparison has names them (one series has no legend).
+  const drawn = chart.set.series.map((s) => s.name);
+  const title = drawn.length < algorithms.length ? `${chart.title} (${drawn.join(', ')} only)` : chart.title;
+  const svg = await comparisonChartSvg(
+    {
+      title,
+      xLabel: chart.xLabel,
+      yLabel: chart.yLabel,
+      series: chart.set.series,
+      band: chart.set.band,
+      bandBounds: chart.set.bounds,
+      ...(chart.xDomain ? { xDomain: chart.xDomain } : {}),
+      // 460 px of plot area makes a ~530 px figure: two charts side by side in a 1200 px window.
+      width: 460,
+      height: 220,
+    },
+    algorithms,
+  );
   return `<figure class="chart">${prefixSvgIds(svg, `c${index}-`)}${notes}</figure>`;
 }
 
@@ -641,8 +709,8 @@ export function comparisonCharts(loaded: ReadonlyArray<LoadedRun>): ComparisonCh
     step(M.train.kl, M.train.kl, 'KL to the reference'),
     step(M.train.entropy, M.train.entropy, 'entropy (nats)'),
     step(M.rollout.completionLengthMean, M.rollout.completionLengthMean, 'tokens'),
-    step(`${M.critic.explainedVariance} (runs with a critic)`, M.critic.explainedVariance, 'explained variance'),
-    step(`${M.critic.valueLoss} (runs with a critic)`, M.critic.valueLoss, 'value loss'),
+    step(M.critic.explainedVariance, M.critic.explainedVariance, 'explained variance'),
+    step(M.critic.valueLoss, M.critic.valueLoss, 'value loss'),
   ];
 }
 
@@ -654,18 +722,19 @@ main { max-width: 1280px; margin: 0 auto; padding: 24px 28px 48px; }
 h1 { font-size: 24px; margin: 0 0 8px; }
 h2 { font-size: 17px; margin: 30px 0 10px; padding-bottom: 4px; border-bottom: 1px solid #d0d7de; }
 p.meta { margin: 2px 0; color: #424a53; }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 14px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(540px, 1fr)); gap: 14px; }
 figure.chart { margin: 0; background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: 8px; }
-figure.chart svg { display: block; max-width: 100%; height: auto; }
+figure.chart svg { display: block; max-width: 100%; height: auto; margin: 0 auto; }
 figure.chart figcaption { font-size: 12px; color: #59636e; margin: 4px 6px 2px; }
 figure.empty .title { font-weight: 600; margin: 4px 6px; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; background: #fff; }
 th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
 thead th { background: #eef1f4; }
-tbody th { font-weight: normal; color: #424a53; }
+tbody th { font-weight: normal; color: #424a53; white-space: nowrap; }
 table.settings td, table.settings th { font-family: "DejaVu Sans Mono", ui-monospace, Menlo, Consolas, monospace; font-size: 12.5px; }
 .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.summary td.num { white-space: normal; }
 .muted { color: #8c959f; }
 ul.crashes li { font-family: "DejaVu Sans Mono", ui-monospace, Menlo, Consolas, monospace; font-size: 12.5px; white-space: pre-wrap; word-break: break-word; }
 ul.notes { color: #424a53; }
@@ -682,7 +751,8 @@ export async function comparisonHtml(loaded: ReadonlyArray<LoadedRun>, options: 
   const title = options.title ?? DEFAULT_TITLE;
   const charts = comparisonCharts(loaded);
   const figures: string[] = [];
-  for (const [i, chart] of charts.entries()) figures.push(await renderFigure(chart, i));
+  const algorithms = summary.algorithms.map((a) => a.algorithm);
+  for (const [i, chart] of charts.entries()) figures.push(await renderFigure(chart, i, algorithms));
   const settings = settingsTable(options.settings);
   const crashes = crashLines(summary);
   return `<!DOCTYPE html>

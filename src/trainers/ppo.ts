@@ -40,31 +40,25 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { RewardSpec } from '../../rewards/types.ts';
-import { ConfigError } from '../engine/config.ts';
 import { type AdamW, constantSchedule } from '../engine/optim.ts';
 import { Rng, type RngState } from '../engine/rng.ts';
-import { causalLMFiles, loadCausalLM } from '../lm/checkpoint.ts';
 import type { CausalLM } from '../lm/model.ts';
 import { tfjsSampler } from '../lm/sampler.ts';
-import { loadTokenizer } from '../lm/tokenizer.ts';
 import { type ValueModel, criticTokenValues, gatherRows, policyTokenStats } from '../lm/token-stats.ts';
-import { VALUE_HEAD_FILE, ValueHead } from '../lm/value-head.ts';
+import { Critic, VALUE_HEAD_FILE } from '../lm/value-head.ts';
 import { klK3 } from '../objectives/kl.ts';
 import { aggregateLoss, clippedSurrogate, maskedMean, valueLoss } from '../objectives/ppo.ts';
 import { explainedVariance } from '../objectives/returns.ts';
 import { maskedWhiten, tokenGae } from '../objectives/token-gae.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
-import type { ProgressStream } from '../report/progress.ts';
-import { evaluatePrompts, logPromptEvaluation } from './evaluate.ts';
+import { promptEvaluator } from './evaluate.ts';
 import { type PpoConfig, parsePpoConfig } from './ppo-config.ts';
-import { type BatchOrderState, ShuffledBatches, encodePromptRows, promptFingerprint } from './prompts.ts';
-import { type ScoredRollout, collectRollout, meanOf, prepareRewardsAndData, rolloutMetrics, samplingOptions, summarizeRollouts } from './rollout.ts';
+import { type RlRunOptions, type RlRunResult, type RlTrainerState, readRlTrainerState, rlRunNotes, setupRlRun } from './rl-setup.ts';
+import { type ScoredRollout, collectRollout, meanOf, rolloutMetrics, samplingOptions, summarizeRollouts } from './rollout.ts';
 import { createAdamW, makeSchedule, runLoop } from './run.ts';
 import { type TokenBatch, buildTokenBatch, shuffledMinibatches } from './token-batch.ts';
-import { OPTIMIZER_FILE, STATE_FORMATS, TRAINER_STATE_FILE, checkStateStep, optimizerStateBytes, readTrainerStateJson, restoreOptimizerState, saveTrainerCheckpoint } from './trainer-state.ts';
+import { OPTIMIZER_FILE, STATE_FORMATS, optimizerStateBytes, restoreOptimizerState, saveTrainerCheckpoint } from './trainer-state.ts';
 import { updateStep } from './update.ts';
-import { type WarmStartResult, startingPolicy } from './warm-start.ts';
 
 // ---------------------------------------------------------------------------------------
 // Stage 4-5: token rewards and advantages
@@ -311,85 +305,38 @@ export const PPO_STATE_FORMAT = STATE_FORMATS.ppo;
 /** The critic's subfolder of a PPO checkpoint. */
 export const CRITIC_DIR = 'critic';
 
-/** Contents of a PPO checkpoint's `trainer_state.json`. */
-export interface PpoTrainerState {
+/** Contents of a PPO checkpoint's `trainer_state.json`: the fields every RL trainer saves, plus the minibatch order. */
+export type PpoTrainerState = RlTrainerState<PpoConfig> & {
   format: typeof PPO_STATE_FORMAT;
-  version: 1;
-  step: number;
-  promptOrder: BatchOrderState;
-  samplingRng: RngState;
   /** The minibatch-order RNG after the last completed step. */
   updateRng: RngState;
-  /** The starting policy (the reference model's source): its folder and the SHA-256 of its weights. */
-  initialModel: { dir: string; sha256: string };
-  lastEval: { step: number; accuracy: number } | null;
-  dataFingerprint: string;
-  config: PpoConfig;
-}
+};
 
 /** Reads and checks a PPO checkpoint's `trainer_state.json` and that its critic folder is complete. */
 export async function readPpoTrainerState(dir: string): Promise<PpoTrainerState> {
-  const json = await readTrainerStateJson(dir, TRAINER_STATE_FILE, PPO_STATE_FORMAT, 1);
-  const path = join(dir, TRAINER_STATE_FILE);
-  checkStateStep(json, path, 0);
-  const order = json['promptOrder'] as BatchOrderState | undefined;
-  if (!order || typeof order !== 'object' || !Array.isArray(order.epochRngState)) throw new Error(`${path}: "promptOrder" must hold { epoch, cursor, epochRngState }`);
-  for (const k of ['samplingRng', 'updateRng']) {
-    if (!Array.isArray(json[k]) || (json[k] as unknown[]).length !== 4) throw new Error(`${path}: "${k}" must be the 4-word RNG state`);
-  }
-  const init = json['initialModel'] as { dir?: unknown; sha256?: unknown } | undefined;
-  if (!init || typeof init.dir !== 'string' || typeof init.sha256 !== 'string') throw new Error(`${path}: "initialModel" must hold { dir, sha256 }`);
-  if (typeof json['dataFingerprint'] !== 'string') throw new Error(`${path}: "dataFingerprint" must be a string`);
+  const state = await readRlTrainerState(dir, PPO_STATE_FORMAT, (c, source) => parsePpoConfig(c, { source }), ['updateRng']);
   for (const f of ['config.json', 'model.safetensors', VALUE_HEAD_FILE, OPTIMIZER_FILE]) {
     if (!existsSync(join(dir, CRITIC_DIR, f))) throw new Error(`cannot resume from ${dir}: the critic's ${CRITIC_DIR}/${f} is missing`);
   }
-  parsePpoConfig(json['config'], { source: `${path} "config"` });
-  return json as unknown as PpoTrainerState;
+  return state as unknown as PpoTrainerState;
 }
 
-/** The critic's files inside a checkpoint folder: trunk, value head and optimizer under `critic/`. */
-async function criticFiles(critic: ValueModel, variables: tf.Variable[], optimizer: AdamW): Promise<Record<string, string | Uint8Array>> {
+/** The critic's files inside a checkpoint folder: its folder and its optimizer under `critic/`. */
+async function criticFiles(critic: Critic, optimizer: AdamW): Promise<Record<string, string | Uint8Array>> {
   const files: Record<string, string | Uint8Array> = {};
-  for (const [rel, content] of Object.entries(await causalLMFiles(critic.trunk))) files[`${CRITIC_DIR}/${rel}`] = content;
-  files[`${CRITIC_DIR}/${VALUE_HEAD_FILE}`] = critic.head.toBytes();
-  files[`${CRITIC_DIR}/${OPTIMIZER_FILE}`] = optimizerStateBytes({ variables, variableNames: criticVariableNames(critic) }, optimizer);
+  for (const [rel, content] of Object.entries(await critic.files())) files[`${CRITIC_DIR}/${rel}`] = content;
+  files[`${CRITIC_DIR}/${OPTIMIZER_FILE}`] = optimizerStateBytes(critic, optimizer);
   return files;
-}
-
-function criticVariableNames(critic: ValueModel): string[] {
-  return [...critic.trunk.variableNames, ...critic.head.variableNames];
 }
 
 // ---------------------------------------------------------------------------------------
 // The training run
 
-export interface PpoRunOptions {
-  /** A checkpoint folder (`checkpoint-<step>` or `final`) to continue from. */
-  resumeFrom?: string;
-  /** Reward functions to use instead of loading `config.rewards` (programmatic use). */
-  rewards?: RewardSpec[];
-  /** Folder reward module paths are resolved against; default the working directory. */
-  baseDir?: string;
-  engine?: string;
-  quiet?: boolean;
-  stream?: ProgressStream;
-  handleSigint?: boolean;
-}
+export type PpoRunOptions = RlRunOptions;
 
-export interface PpoRunResult {
-  outDir: string;
-  checkpointDir: string;
-  step: number;
-  interrupted: boolean;
-  initialModelDir: string;
-  warmStart: WarmStartResult | null;
-  evals: Array<{ step: number; accuracy: number; meanReward: number }>;
-  seconds: number;
-  time: { generate: number; reward: number; train: number; eval: number; checkpoint: number };
-  generatedTokensPerSecond: number;
+export interface PpoRunResult extends Omit<RlRunResult, 'parameters'> {
   /** Parameters of the policy and of the critic. */
   parameters: { policy: number; critic: number };
-  reportPath: string | null;
 }
 
 /** The run's independent random streams: prompt order, sampling, minibatch order, value-head init. */
@@ -404,67 +351,34 @@ function runRngs(seed: number): { prompts: Rng; sampling: Rng; update: Rng; head
  */
 export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = {}): Promise<PpoRunResult> {
   const config = parsePpoConfig(configInput, { source: 'trainPpo config' });
-  const quiet = options.quiet ?? false;
-  const stream = options.stream ?? process.stdout;
-  const resumeFrom = options.resumeFrom ? resolve(options.resumeFrom) : undefined;
-  const saved = resumeFrom ? await readPpoTrainerState(resumeFrom) : null;
-  if (saved && config.steps <= saved.step) {
-    throw new ConfigError([`"steps" (${config.steps}) must be greater than the checkpoint's step (${saved.step}) to continue training`], 'resume');
-  }
-  const { rewards, accuracyReward, scoreOptions, train, test } = await prepareRewardsAndData(config, options);
-  const { initialModelDir, initialSha, warm } = await startingPolicy(config.model, saved?.initialModel ?? null, { engine: options.engine, quiet, stream });
-
+  const saved = options.resumeFrom ? await readPpoTrainerState(resolve(options.resumeFrom)) : null;
   const rngs = runRngs(config.seed);
-  const { model: policy } = await loadCausalLM(resumeFrom ?? initialModelDir);
-  const tokenizer = await loadTokenizer(resumeFrom ?? initialModelDir);
-  const disposables: Array<{ dispose(): void }> = [policy];
+  const needReference = config.klCoef > 0 || config.beta > 0;
+  const setup = await setupRlRun(config, saved, { ...options, needReference, promptRng: rngs.prompts, samplingRng: rngs.sampling });
+  const { policy, tokenizer, reference, optimizer: policyOptimizer, trainRows, order, resumeFrom } = setup;
+  const disposables: Array<{ dispose(): void }> = [setup];
   try {
-    const criticDir = resumeFrom ? join(resumeFrom, CRITIC_DIR) : null;
-    const trunk = criticDir ? (await loadCausalLM(criticDir)).model : policy.clone({ trainable: true });
-    disposables.push(trunk);
-    const D = trunk.dims.hiddenSize;
-    const head = criticDir ? await ValueHead.load(join(criticDir, VALUE_HEAD_FILE), D) : ValueHead.create(D, rngs.head, config.criticHeadInitStd ?? undefined);
-    disposables.push(head);
-    const critic: ValueModel = { trunk, head };
-    const criticVariables = [...trunk.variables, ...head.variables];
-    const needReference = config.klCoef > 0 || config.beta > 0;
-    const reference = needReference ? (saved ? (await loadCausalLM(initialModelDir)).model : policy.clone({ trainable: false })) : null;
-    if (reference) disposables.push(reference);
-    const policyOptimizer = createAdamW(policy.variables, config);
+    // The critic: a trainable copy of the starting policy's trunk with a fresh head, or the checkpoint's.
+    const critic = resumeFrom ? await Critic.load(join(resumeFrom, CRITIC_DIR)) : Critic.fromPolicy(policy, rngs.head, config.criticHeadInitStd ?? undefined);
+    disposables.push(critic);
+    const criticVariables = critic.variables;
     const criticOptimizer = createAdamW(criticVariables, { ...config, learningRate: config.criticLearningRate });
-    disposables.push(policyOptimizer, criticOptimizer);
+    disposables.push(criticOptimizer);
+    if (saved && resumeFrom) {
+      const path = join(resumeFrom, CRITIC_DIR, OPTIMIZER_FILE);
+      restoreOptimizerState(critic, criticOptimizer, await readFile(path), path);
+      rngs.update.setState(saved.updateRng);
+    }
     const models: PpoModels = { policy, policyOptimizer, reference, critic, criticVariables, criticOptimizer };
 
-    if (tokenizer.vocabSize > policy.dims.vocabSize) throw new Error(`${initialModelDir}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary only ${policy.dims.vocabSize}`);
-    const limits = { maxPositions: policy.dims.maxPositions, vocabSize: policy.dims.vocabSize, maxCompletionLength: config.maxCompletionLength };
-    const trainRows = encodePromptRows(train, tokenizer, limits);
-    const evalRows = encodePromptRows(test.slice(0, config.evalSize), tokenizer, limits);
-    const fingerprint = promptFingerprint(train);
-    const order = new ShuffledBatches(trainRows.length, config.promptsPerStep, rngs.prompts);
-    let lastEval: PpoTrainerState['lastEval'] = null;
-    if (saved && resumeFrom && criticDir) {
-      if (saved.dataFingerprint !== fingerprint) {
-        throw new Error(`cannot resume from ${resumeFrom}: the training prompts differ from the ones the checkpoint was trained on (fingerprint mismatch); check "data" in the config`);
-      }
-      restoreOptimizerState(policy, policyOptimizer, await readFile(join(resumeFrom, OPTIMIZER_FILE)), join(resumeFrom, OPTIMIZER_FILE));
-      const criticOpt = join(criticDir, OPTIMIZER_FILE);
-      restoreOptimizerState({ variables: criticVariables, variableNames: criticVariableNames(critic) }, criticOptimizer, await readFile(criticOpt), criticOpt);
-      order.setState(saved.promptOrder);
-      rngs.sampling.setState(saved.samplingRng);
-      rngs.update.setState(saved.updateRng);
-      lastEval = saved.lastEval;
-    } else if (config.optimizerFromStart) {
-      const path = join(initialModelDir, OPTIMIZER_FILE);
-      if (!existsSync(path)) throw new ConfigError([`"optimizerFromStart" is true but the starting model ${initialModelDir} has no ${OPTIMIZER_FILE}`]);
-      restoreOptimizerState(policy, policyOptimizer, await readFile(path), path);
-    }
-
-    const schedule = makeSchedule(config);
+    // The policy's schedule spans its own steps, those after the critic's warm-up.
+    const schedule = makeSchedule({ ...config, steps: config.steps - config.criticWarmupSteps });
     const criticSchedule = constantSchedule(config.criticLearningRate);
     const sampler = tfjsSampler(policy);
     const sampling = samplingOptions(config, rngs.sampling);
     const time = { generate: 0, reward: 0, train: 0 };
     let generatedTokens = 0;
+    let lastEval = setup.lastEval;
     const evals: PpoRunResult['evals'] = [];
 
     const loop = await runLoop({
@@ -472,22 +386,20 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
       config,
       resumed: saved && resumeFrom ? { dir: resumeFrom, step: saved.step, config: saved.config } : null,
       engine: options.engine ?? tf.getBackend(),
-      modelInfo: { ...policy.summary(), critic: `${trunk.config.model_type} + value head`, prompts: trainRows.length, eval: evalRows.length, reference: reference ? 'frozen copy of the start' : 'none (klCoef = beta = 0)' },
-      notes: [
-        `starting policy: ${initialModelDir} (the critic's trunk starts from it too)`,
-        `rewards: ${rewards.map((r) => `${r.name} x ${r.weight ?? 1}`).join(', ')}; accuracy from "${accuracyReward}"`,
+      modelInfo: { ...policy.summary(), critic: `${critic.trunk.config.model_type} + value head`, prompts: trainRows.length, eval: setup.evalRows.length, reference: reference ? 'frozen copy of the start' : 'none (klCoef = beta = 0)' },
+      notes: rlRunNotes(setup, [
+        'critic: a copy of the starting policy\'s trunk with a fresh value head',
         ...(config.criticWarmupSteps > 0 ? [`critic warm-up: the first ${config.criticWarmupSteps} steps train only the critic`] : []),
-        ...(evalRows.length === 0 ? ['no held-out prompts (data.testFile is null): evaluation is skipped'] : []),
-      ],
-      quiet,
-      stream,
+      ]),
+      quiet: options.quiet ?? false,
+      stream: options.stream ?? process.stdout,
       handleSigint: options.handleSigint,
       evaluateAtStart: true,
       step: async (done) => {
         const tStep = performance.now();
         // The policy's schedule counts its own steps, after the critic's warm-up.
         const learningRate = schedule(Math.max(0, done - config.criticWarmupSteps));
-        const round = await collectRollout(sampler, tokenizer, order.next().map((i) => trainRows[i]!), rewards, { sampling, score: scoreOptions });
+        const round = await collectRollout(sampler, tokenizer, order.next().map((i) => trainRows[i]!), setup.rewards, { sampling, score: setup.scoreOptions });
         const record = ppoStep(models, round, config, {
           padTokenId: tokenizer.padTokenId,
           learningRate,
@@ -502,15 +414,10 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
         generatedTokens += summary.lengths.reduce((a, b) => a + b, 0);
         return { ...rolloutMetrics(summary, (performance.now() - tStep) / 1000), ...record, [METRIC_NAMES.memory.rssMb]: process.memoryUsage().rss / 2 ** 20 };
       },
-      evaluate:
-        evalRows.length === 0
-          ? null
-          : async (at, out) => {
-              const r = await evaluatePrompts(sampler, tokenizer, evalRows, rewards, { maxCompletionLength: config.maxCompletionLength, batchSize: config.evalBatchSize, accuracyReward, score: scoreOptions });
-              lastEval = { step: at, accuracy: r.accuracy };
-              evals.push({ step: at, accuracy: r.accuracy, meanReward: r.meanReward });
-              logPromptEvaluation(at, r, config.logSamples, out);
-            },
+      evaluate: promptEvaluator(sampler, setup, config, (at, r) => {
+        lastEval = { step: at, accuracy: r.accuracy };
+        evals.push({ step: at, accuracy: r.accuracy, meanReward: r.meanReward });
+      }),
       save: async (dir, step) => {
         const state: PpoTrainerState = {
           format: PPO_STATE_FORMAT,
@@ -519,12 +426,12 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
           promptOrder: order.getState(),
           samplingRng: rngs.sampling.getState(),
           updateRng: rngs.update.getState(),
-          initialModel: { dir: initialModelDir, sha256: initialSha },
+          initialModel: { dir: setup.initialModelDir, sha256: setup.initialSha },
           lastEval,
-          dataFingerprint: fingerprint,
+          dataFingerprint: setup.fingerprint,
           config,
         };
-        await saveTrainerCheckpoint(dir, policy, tokenizer, policyOptimizer, state, await criticFiles(critic, criticVariables, criticOptimizer));
+        await saveTrainerCheckpoint(dir, policy, tokenizer, policyOptimizer, state, await criticFiles(critic, criticOptimizer));
       },
     });
     return {
@@ -532,13 +439,13 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
       checkpointDir: loop.lastCheckpoint,
       step: loop.step,
       interrupted: loop.interrupted,
-      initialModelDir,
-      warmStart: warm,
+      initialModelDir: setup.initialModelDir,
+      warmStart: setup.warm,
       evals,
       seconds: loop.seconds,
       time: { ...time, ...loop.time },
       generatedTokensPerSecond: generatedTokens / Math.max(time.generate, 1e-9),
-      parameters: { policy: policy.numParameters(), critic: criticVariables.reduce((n, v) => n + v.size, 0) },
+      parameters: { policy: policy.numParameters(), critic: critic.numParameters() },
       reportPath: loop.reportPath,
     };
   } finally {

@@ -178,7 +178,8 @@ export async function runLoop(options: RunLoopOptions): Promise<RunLoopResult> {
     }
     const seconds = (performance.now() - t0) / 1000;
     progress.stop();
-    if (interrupted) say(`interrupted at step ${step}: saved ${lastCheckpoint}; continue with --resume`);
+    // A Ctrl-C during the last step still ends a complete run: nothing is left to resume.
+    if (interrupted) say(step < config.steps ? `interrupted at step ${step}: saved ${lastCheckpoint}; continue with --resume` : `interrupted on the last step: the run is complete, saved ${lastCheckpoint}`);
     metrics.close();
     samples.close();
     let reportPath: string | null = null;

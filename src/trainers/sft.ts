@@ -298,8 +298,9 @@ async function prepare(
     test = config.data.testFile ? await loadSftExamples(config.data.testFile) : [];
   }
   if (resumeFrom) {
+    const tokenizer = await loadTokenizer(resumeFrom);
     const { model } = await loadCausalLM(resumeFrom);
-    return { train, test, model, tokenizer: await loadTokenizer(resumeFrom) };
+    return { train, test, model, tokenizer };
   }
   if (config.model.modelDir) {
     const { model, tokenizerDir } = await loadCausalLM(config.model.modelDir);

@@ -61,7 +61,7 @@ describe.each(TINY_CONFIGS)('token stats (%s)', (_name, config) => {
     for (let t = 0; t < COMPLETIONS[0]!.length; t++) expect(Math.abs(s[1]![t]! - o[0]![t]!)).toBeLessThan(1e-5);
     // Entropy of row 1 alone, unpadded, from the softmax of logits / 0.7.
     const seq = [...PROMPTS[1]!, ...COMPLETIONS[1]!].slice(0, -1);
-    const probs = tf.tidy(() => tf.softmax(tf.div(model.forward(tf.tensor2d([seq], [1, seq.length], 'int32')), 0.7)).arraySync()[0]!);
+    const probs = tf.tidy(() => (tf.softmax(tf.div(model.forward(tf.tensor2d([seq], [1, seq.length], 'int32')), 0.7)) as tf.Tensor3D).arraySync()[0]!); // [L-1, V]
     const e = entropy.arraySync()[1]!;
     COMPLETIONS[1]!.forEach((_, t) => {
       const p = probs[PROMPTS[1]!.length - 1 + t]!;

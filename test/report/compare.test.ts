@@ -214,7 +214,7 @@ describe('comparisonMarkdown', () => {
     expect(md).toContain('| steps to target | 7.5 ± 2.5 (2 of 2 seeds reached it) | 5 (1 of 2 seeds reached it) |');
     expect(md).toContain('| training seconds to target | 20 s ± 10 s (2 of 2 seeds reached it) | 20 s (1 of 2 seeds reached it) |');
     expect(md).toContain('| generated tokens to target | 850 ± 350 (2 of 2 seeds reached it) | 500 (1 of 2 seeds reached it) |');
-    expect(md).toContain('| seconds per step | 2.5 s ± 0.5 s | 4 s ± 0 s |');
+    expect(md).toContain('| seconds per step | 2.50 s ± 0.50 s | 4 s ± 0 s |');
     expect(md).toContain('| time per step: generate | 1.5 s (60 %) | 1.2 s (30 %) |');
     expect(md).toContain('| time per step: critic update | – | 1 s (25 %) |');
     expect(md).toContain('| peak tensor memory | 65 MiB ± 5 MiB | 100 MiB ± 10 MiB |');
@@ -250,7 +250,19 @@ describe('comparisonHtml', () => {
     expect(html).toContain("Content-Security-Policy\" content=\"default-src 'none'");
     expect(html).toContain('Machine: test box');
     // The crashed PPO seed has evaluations at steps 0 and 5 only: the mean uses those.
-    expect(html).toContain('ppo: mean ± std of 2 seeds; at the 2 of 3 points every seed has (logs end at steps 10, 5).');
+    expect(html).toContain('ppo: mean ± std of 2 seeds; at the 2 of 3 points every seed has (last logged steps 10, 5).');
+  });
+
+  it('gives an algorithm the same colour in every chart, also where it is the only one drawn', async () => {
+    const html = await comparisonHtml(loadComparison(fixture().runs));
+    const figures = html.split('<figure').slice(1);
+    const critic = figures.find((f) => f.includes(`${M.critic.explainedVariance} (ppo only)`))!;
+    const both = figures.find((f) => f.includes('held-out accuracy vs steps'))!;
+    // vega's default palette: grpo (first) #4c78a8, ppo (second) #f58518.
+    expect(both).toContain('#4c78a8');
+    expect(both).toContain('#f58518');
+    expect(critic).toContain('#f58518');
+    expect(critic).not.toContain('#4c78a8');
   });
 
   it('puts the seeds on a common grid for the seconds and tokens axes', () => {
@@ -284,7 +296,7 @@ describe('comparisonHtml', () => {
     expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
     expect(md).not.toMatch(/<script/i);
     expect(summaries.map((s) => s.crashes)).toEqual([0, 1]);
-    expect(html).toContain('<td class="num">crashed</td>');
+    expect(html).toContain('<td>crashed</td>');
     expect(html).toContain('ppo seed 1 crashed after step 7: value loss is NaN at step 8');
   });
 

@@ -100,14 +100,15 @@ const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
 
 describe('PPO with a critic on a tiny model', () => {
   it('learns a trivially learnable reward; the critic is saved in final/critic and the policy folder loads', async () => {
-    const steps = 20;
+    const steps = 15;
+    const tensorsBefore = tf.memory().numTensors;
     const result = await trainPpo(config('learn', { steps, ppoEpochs: 1, miniBatchSize: 0 }), quiet);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
     expect(result.step).toBe(steps);
     const rows = readMetrics(join(result.outDir, 'metrics.jsonl'));
     expect(rows.map((m) => m.step)).toEqual(Array.from({ length: steps }, (_, i) => i + 1));
     const early = mean(rows.slice(0, 4).map((m) => m['reward/mean'] as number));
     const late = mean(rows.slice(-4).map((m) => m['reward/mean'] as number));
-    console.log('reward', rows.map((m) => m['reward/mean']), early, late, rows.map((m) => m['critic/explained_variance']));
     expect(late).toBeGreaterThan(early + 0.3);
     for (const m of rows) {
       for (const k of ['critic/explained_variance', 'critic/value_loss', 'critic/grad_norm', 'train/loss', 'train/grad_norm', 'train/kl']) expect(Number.isFinite(m[k]), `${k} at step ${m.step}`).toBe(true);
@@ -123,5 +124,67 @@ describe('PPO with a critic on a tiny model', () => {
     expect(changedTensors(before, trunk)).toBeGreaterThan(0);
     expect(changedTensors(policy, trunk)).toBe(before.size); // two separate models
     expect(result.parameters.critic).toBe(result.parameters.policy + HIDDEN + 1);
+  });
+
+  it('a resumed run reproduces the uninterrupted one bit for bit (policy, critic trunk, value head, optimizers, metrics), and neither leaks a tensor', async () => {
+    // Critic warm-up, a reference (KL in the reward and in the loss), two epochs of two
+    // minibatches, a decaying schedule: everything the checkpoint must carry.
+    const overrides = { steps: 4, saveEvery: 2, criticWarmupSteps: 1, klCoef: 0.05, beta: 0.05, lrSchedule: 'linear', minLrRatio: 0.2, learningRate: 1e-2 };
+    const t0 = tf.memory().numTensors;
+    const full = await trainPpo(config('full', overrides), quiet);
+    expect(tf.memory().numTensors).toBe(t0);
+    const ckpt = join(full.outDir, 'checkpoint-2');
+    const state = await readPpoTrainerState(ckpt);
+    expect(state.step).toBe(2);
+    expect(state.format).toBe('rlvr-ppo-trainer-state');
+    expect(state.initialModel.dir).toBe(initDir);
+    const resumed = await trainPpo(config('resumed', overrides), { ...quiet, resumeFrom: ckpt });
+    expect(tf.memory().numTensors).toBe(t0);
+    expect(resumed.step).toBe(4);
+
+    const a = join(full.outDir, 'final');
+    const b = join(resumed.outDir, 'final');
+    const [pa, pb] = [await weights(a), await weights(b)];
+    for (const [name, w] of pa) expect(pb.get(name), `policy ${name}`).toEqual(w);
+    const [ca, cb] = [await weights(join(a, 'critic')), await weights(join(b, 'critic'))];
+    for (const [name, w] of ca) expect(cb.get(name), `critic ${name}`).toEqual(w);
+    expect(await headValues(join(b, 'critic'))).toEqual(await headValues(join(a, 'critic')));
+    for (const f of ['optimizer.safetensors', 'critic/optimizer.safetensors']) expect(readFileSync(join(b, f)).equals(readFileSync(join(a, f))), f).toBe(true);
+    // The run moved: the weights compared are not still the starting ones.
+    expect(changedTensors(await weights(initDir), pa)).toBeGreaterThan(0);
+
+    const ma = readMetrics(join(full.outDir, 'metrics.jsonl')).filter((m) => m.step > 2).map(withoutTimes);
+    const mb = readMetrics(join(resumed.outDir, 'metrics.jsonl')).map(withoutTimes);
+    expect(ma.map((m) => m['step'])).toEqual([3, 4]);
+    expect(mb).toEqual(ma);
+    expect(ma[1]!['train/kl'] as number).toBeGreaterThan(0);
+  });
+
+  it('during the critic warm-up the policy does not move and its schedule starts after it; the critic does move', async () => {
+    const learningRate = 1e-2;
+    const result = await trainPpo(config('warmup', { steps: 4, criticWarmupSteps: 2, saveEvery: 1, lrSchedule: 'linear', minLrRatio: 0, learningRate }), quiet);
+    const rows = readMetrics(join(result.outDir, 'metrics.jsonl'));
+    expect(rows.map((m) => m['train/learning_rate'])).toEqual([0, 0, learningRate, learningRate / 2]); // the policy's 2 steps: linear from the peak to 0 at its end
+    for (const m of rows.slice(0, 2)) {
+      expect(m['train/loss'] ?? null).toBeNull();
+      expect(Number.isFinite(m['critic/value_loss'])).toBe(true);
+    }
+    for (const m of rows.slice(2)) expect(Number.isFinite(m['train/loss'])).toBe(true);
+    const start = await weights(initDir);
+    for (const step of [1, 2]) {
+      const policy = await weights(join(result.outDir, `checkpoint-${step}`));
+      expect(changedTensors(start, policy), `policy at step ${step}`).toBe(0);
+    }
+    expect(changedTensors(start, await weights(join(result.outDir, 'checkpoint-2', 'critic')))).toBeGreaterThan(0);
+    expect(changedTensors(start, await weights(join(result.outDir, 'checkpoint-3')))).toBe(start.size);
+  });
+
+  it('resuming is refused when the checkpoint lacks its value head, or has already reached the steps asked for', async () => {
+    const source = join(dir, 'warmup', 'checkpoint-2');
+    const broken = join(dir, 'broken-checkpoint');
+    cpSync(source, broken, { recursive: true });
+    rmSync(join(broken, 'critic', 'value_head.safetensors'));
+    await expect(trainPpo(config('broken', { steps: 4 }), { ...quiet, resumeFrom: broken })).rejects.toThrow(`cannot resume from ${broken}: the critic's critic/value_head.safetensors is missing`);
+    await expect(trainPpo(config('done', { steps: 2 }), { ...quiet, resumeFrom: source })).rejects.toThrow(/"steps" \(2\) must be greater than the checkpoint's step \(2\)/);
   });
 });
