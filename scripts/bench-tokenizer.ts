@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateArithmetic } from '../datasets/arithmetic/generate.ts';
-import { arithmeticTokenizer } from '../datasets/arithmetic/tokenizer.ts';
+import { arithmeticTokenizer } from '../src/trainers/from-scratch.ts';
 import { TransformersTokenizer, type Tokenizer } from '../src/lm/tokenizer.ts';
 
 const count = Number(process.argv[2] ?? 20000);

@@ -126,7 +126,7 @@ export {
   type ArithmeticSplitConfig,
   type DigitRange,
 } from '../datasets/arithmetic/generate.ts';
-export { arithmeticTokenizer, ARITHMETIC_ALPHABET } from '../datasets/arithmetic/tokenizer.ts';
+export { arithmeticTokenizer, ARITHMETIC_ALPHABET } from './trainers/from-scratch.ts';
 
 // control envs
 export {

@@ -4,12 +4,30 @@
  * a character tokenizer over the data).
  */
 import { ANSWER_CLOSE, ANSWER_OPEN } from '../../datasets/arithmetic/generate.ts';
-import { arithmeticTokenizer } from '../../datasets/arithmetic/tokenizer.ts';
 import { CharTokenizer } from '../lm/char-tokenizer.ts';
 import { type CausalLMConfig, parseConfig as parseModelConfig } from '../lm/config.ts';
 import type { Tokenizer } from '../lm/tokenizer.ts';
 import type { SftExample } from './prompts.ts';
 import type { SftConfig, SftInitConfig } from './sft-config.ts';
+
+/**
+ * The standard character-level tokenizer for the arithmetic tasks (here, not in datasets/,
+ * because it is a tokenizer object: datasets/ stays free of the model layer).
+ *
+ * Alphabet: the ten digits, `+ - * =`, space and newline (space and newline are not
+ * produced by the generator; they let hand-written prompts such as `12 + 34 =` or a
+ * two-line prompt tokenize without `<unk>`). `<answer>` and `</answer>` are single extra
+ * tokens rather than eight and nine characters: a ~1M-parameter model then emits each tag
+ * in one step, and the format reward depends on one decision instead of nine.
+ *
+ * Ids: `<pad>`=0, `<eos>`=1, `<unk>`=2, `<bos>`=3, `0`..`9`=4..13, `+`=14, `-`=15, `*`=16,
+ * `=`=17, space=18, newline=19, `<answer>`=20, `</answer>`=21 (vocabulary size 22).
+ */
+export const ARITHMETIC_ALPHABET = '0123456789+-*= \n';
+
+export function arithmeticTokenizer(): CharTokenizer {
+  return CharTokenizer.fromAlphabet(ARITHMETIC_ALPHABET, { extraTokens: [ANSWER_OPEN, ANSWER_CLOSE] });
+}
 
 /** The Hugging Face config of a from-scratch model with `tokenizer`'s vocabulary and special ids. */
 export function initModelConfig(init: SftInitConfig, tokenizer: Tokenizer): CausalLMConfig {

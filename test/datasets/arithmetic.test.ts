@@ -10,7 +10,7 @@ import {
   saveArithmeticSplits,
   type ArithmeticExample,
 } from '../../datasets/arithmetic/generate.ts';
-import { ARITHMETIC_ALPHABET, arithmeticTokenizer } from '../../datasets/arithmetic/tokenizer.ts';
+import { ARITHMETIC_ALPHABET, arithmeticTokenizer } from '../../src/trainers/from-scratch.ts';
 import { loadJsonl } from '../../datasets/jsonl.ts';
 import { register } from '../../scripts/commands/data.ts';
 

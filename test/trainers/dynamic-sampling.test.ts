@@ -6,7 +6,7 @@
  * and the rollout summary covers every completion of every round. No model is involved.
  */
 import { describe, expect, it } from 'vitest';
-import { arithmeticTokenizer } from '../../datasets/arithmetic/tokenizer.ts';
+import { arithmeticTokenizer } from '../../src/trainers/from-scratch.ts';
 import type { RewardBatch, RewardSpec } from '../../rewards/types.ts';
 import { Rng } from '../../src/engine/rng.ts';
 import type { GenerateOptions, GenerationResult, Sampler } from '../../src/lm/sampler.ts';

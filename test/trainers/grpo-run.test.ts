@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { arithmeticTokenizer } from '../../datasets/arithmetic/tokenizer.ts';
+import { arithmeticTokenizer } from '../../src/trainers/from-scratch.ts';
 import type { RewardBatch, RewardSpec } from '../../rewards/types.ts';
 import { Rng } from '../../src/engine/rng.ts';
 import { loadCausalLM, saveCausalLM } from '../../src/lm/checkpoint.ts';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { arithmeticTokenizer } from '../../datasets/arithmetic/tokenizer.ts';
+import { arithmeticTokenizer } from '../../src/trainers/from-scratch.ts';
 import { exactMatchReward } from '../../rewards/format.ts';
 import { rewardMetrics, scoreCompletions } from '../../rewards/combine.ts';
 import { ConfigError } from '../../src/engine/config.ts';

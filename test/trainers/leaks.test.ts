@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { arithmeticTokenizer } from '../../datasets/arithmetic/tokenizer.ts';
+import { arithmeticTokenizer } from '../../src/trainers/from-scratch.ts';
 import type { RewardBatch } from '../../rewards/types.ts';
 import { AdamW } from '../../src/engine/optim.ts';
 import { Rng } from '../../src/engine/rng.ts';

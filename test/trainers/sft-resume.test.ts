@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { arithmeticTokenizer } from '../../datasets/arithmetic/tokenizer.ts';
+import { arithmeticTokenizer } from '../../src/trainers/from-scratch.ts';
 import { readSafetensors } from '../../src/engine/safetensors.ts';
 import { loadCausalLM } from '../../src/lm/checkpoint.ts';
 import { CharTokenizer } from '../../src/lm/char-tokenizer.ts';
