@@ -65,7 +65,7 @@ import { METRIC_NAMES } from '../report/metric-names.ts';
 import { promptEvaluator } from './evaluate.ts';
 import { type GrpoConfig, parseGrpoConfig } from './grpo-config.ts';
 import type { EncodedPromptRow } from './prompts.ts';
-import { type RlRunOptions, type RlRunResult, type RlTrainerState, readRlTrainerState, rlRunNotes, setupRlRun } from './rl-setup.ts';
+import { RlRunRecord, type RlRunOptions, type RlRunResult, type RlTrainerState, readRlTrainerState, rlRunNotes, setupRlRun } from './rl-setup.ts';
 import { type RolloutSummary, type SamplingOptions, type ScoredRollout, collectRollout, meanOf, rolloutMetrics, samplingOptions, summarizeRollouts } from './rollout.ts';
 import { makeSchedule, runLoop } from './run.ts';
 import { type TokenBatch, buildTokenBatch, minibatches } from './token-batch.ts';
@@ -326,10 +326,7 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
       gradClip: config.gradClip,
       learningRate: config.learningRate,
     };
-    const time = { generate: 0, reward: 0, train: 0 };
-    let generatedTokens = 0;
-    let lastEval = setup.lastEval;
-    const evals: GrpoRunResult['evals'] = [];
+    const record = new RlRunRecord(setup);
 
     const loop = await runLoop({
       command: 'grpo',
@@ -352,49 +349,20 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
         const { updates, referenceSeconds } = optimizeStep(model, optimizer, reference, collected.batch, { ...config, padTokenId: tokenizer.padTokenId, update: { ...update, learningRate } });
         const trainSeconds = (performance.now() - tTrain) / 1000;
         const tensorBytes = tf.memory().numBytes;
-        time.generate += collected.seconds.generate;
-        time.reward += collected.seconds.reward;
-        time.train += trainSeconds;
-        generatedTokens += collected.lengths.reduce((a, b) => a + b, 0);
+        record.addStep(collected, trainSeconds);
         return {
           ...stepMetrics(collected, updates, { ...config, learningRate, trainSeconds, referenceSeconds, stepSeconds: (performance.now() - tStep) / 1000 }),
           [METRIC_NAMES.memory.tensorMb]: tensorBytes / 2 ** 20,
           [METRIC_NAMES.memory.rssMb]: process.memoryUsage().rss / 2 ** 20,
         };
       },
-      evaluate: promptEvaluator(sampler, setup, config, (at, r) => {
-        lastEval = { step: at, accuracy: r.accuracy };
-        evals.push({ step: at, accuracy: r.accuracy, meanReward: r.meanReward });
-      }),
+      evaluate: promptEvaluator(sampler, setup, config, record.onEval),
       save: async (dir, step) => {
-        const state: GrpoTrainerState = {
-          format: GRPO_STATE_FORMAT,
-          version: 1,
-          step,
-          promptOrder: order.getState(),
-          samplingRng: rngs.sampling.getState(),
-          initialModel: { dir: setup.initialModelDir, sha256: setup.initialSha },
-          lastEval,
-          dataFingerprint: setup.fingerprint,
-          config,
-        };
+        const state: GrpoTrainerState = { format: GRPO_STATE_FORMAT, version: 1, ...record.state(step, rngs.sampling, config) };
         await saveTrainerCheckpoint(dir, model, tokenizer, optimizer, state);
       },
     });
-    return {
-      outDir: resolve(config.outDir),
-      checkpointDir: loop.lastCheckpoint,
-      step: loop.step,
-      interrupted: loop.interrupted,
-      initialModelDir: setup.initialModelDir,
-      warmStart: setup.warm,
-      evals,
-      seconds: loop.seconds,
-      time: { ...time, ...loop.time },
-      generatedTokensPerSecond: generatedTokens / Math.max(time.generate, 1e-9),
-      parameters: model.numParameters(),
-      reportPath: loop.reportPath,
-    };
+    return { ...record.result(config.outDir, loop), parameters: model.numParameters() };
   } finally {
     setup.dispose();
   }

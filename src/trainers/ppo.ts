@@ -53,7 +53,7 @@ import { maskedWhiten, tokenGae } from '../objectives/token-gae.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
 import { promptEvaluator } from './evaluate.ts';
 import { type PpoConfig, parsePpoConfig } from './ppo-config.ts';
-import { type RlRunOptions, type RlRunResult, type RlTrainerState, readRlTrainerState, rlRunNotes, setupRlRun } from './rl-setup.ts';
+import { RlRunRecord, type RlRunOptions, type RlRunResult, type RlTrainerState, readRlTrainerState, rlRunNotes, setupRlRun } from './rl-setup.ts';
 import { type ScoredRollout, collectRollout, meanOf, rolloutMetrics, samplingOptions, summarizeRollouts } from './rollout.ts';
 import { createAdamW, makeSchedule, runLoop } from './run.ts';
 import { type TokenBatch, buildTokenBatch, shuffledMinibatches } from './token-batch.ts';
@@ -376,10 +376,7 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
     const criticSchedule = constantSchedule(config.criticLearningRate);
     const sampler = tfjsSampler(policy);
     const sampling = samplingOptions(config, rngs.sampling);
-    const time = { generate: 0, reward: 0, train: 0 };
-    let generatedTokens = 0;
-    let lastEval = setup.lastEval;
-    const evals: PpoRunResult['evals'] = [];
+    const record = new RlRunRecord(setup);
 
     const loop = await runLoop({
       command: 'ppo',
@@ -400,7 +397,7 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
         // The policy's schedule counts its own steps, after the critic's warm-up.
         const learningRate = schedule(Math.max(0, done - config.criticWarmupSteps));
         const round = await collectRollout(sampler, tokenizer, order.next().map((i) => trainRows[i]!), setup.rewards, { sampling, score: setup.scoreOptions });
-        const record = ppoStep(models, round, config, {
+        const metrics = ppoStep(models, round, config, {
           padTokenId: tokenizer.padTokenId,
           learningRate,
           criticLearningRate: criticSchedule(done),
@@ -408,46 +405,16 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
           updateRng: rngs.update,
         });
         const summary = summarizeRollouts([round]);
-        time.generate += summary.seconds.generate;
-        time.reward += summary.seconds.reward;
-        time.train += record[METRIC_NAMES.time.trainS] ?? 0;
-        generatedTokens += summary.lengths.reduce((a, b) => a + b, 0);
-        return { ...rolloutMetrics(summary, (performance.now() - tStep) / 1000), ...record, [METRIC_NAMES.memory.rssMb]: process.memoryUsage().rss / 2 ** 20 };
+        record.addStep(summary, metrics[METRIC_NAMES.time.trainS] ?? 0);
+        return { ...rolloutMetrics(summary, (performance.now() - tStep) / 1000), ...metrics, [METRIC_NAMES.memory.rssMb]: process.memoryUsage().rss / 2 ** 20 };
       },
-      evaluate: promptEvaluator(sampler, setup, config, (at, r) => {
-        lastEval = { step: at, accuracy: r.accuracy };
-        evals.push({ step: at, accuracy: r.accuracy, meanReward: r.meanReward });
-      }),
+      evaluate: promptEvaluator(sampler, setup, config, record.onEval),
       save: async (dir, step) => {
-        const state: PpoTrainerState = {
-          format: PPO_STATE_FORMAT,
-          version: 1,
-          step,
-          promptOrder: order.getState(),
-          samplingRng: rngs.sampling.getState(),
-          updateRng: rngs.update.getState(),
-          initialModel: { dir: setup.initialModelDir, sha256: setup.initialSha },
-          lastEval,
-          dataFingerprint: setup.fingerprint,
-          config,
-        };
+        const state: PpoTrainerState = { format: PPO_STATE_FORMAT, version: 1, ...record.state(step, rngs.sampling, config), updateRng: rngs.update.getState() };
         await saveTrainerCheckpoint(dir, policy, tokenizer, policyOptimizer, state, await criticFiles(critic, criticOptimizer));
       },
     });
-    return {
-      outDir: resolve(config.outDir),
-      checkpointDir: loop.lastCheckpoint,
-      step: loop.step,
-      interrupted: loop.interrupted,
-      initialModelDir: setup.initialModelDir,
-      warmStart: setup.warm,
-      evals,
-      seconds: loop.seconds,
-      time: { ...time, ...loop.time },
-      generatedTokensPerSecond: generatedTokens / Math.max(time.generate, 1e-9),
-      parameters: { policy: policy.numParameters(), critic: critic.numParameters() },
-      reportPath: loop.reportPath,
-    };
+    return { ...record.result(config.outDir, loop), parameters: { policy: policy.numParameters(), critic: critic.numParameters() } };
   } finally {
     for (const d of disposables.reverse()) d.dispose();
   }

@@ -19,7 +19,7 @@ import type { ProgressStream } from '../report/progress.ts';
 import { type BatchOrderState, type EncodedPromptRow, ShuffledBatches, encodePromptRows, promptFingerprint } from './prompts.ts';
 import type { RlConfig } from './rl-config.ts';
 import { type RewardsAndData, prepareRewardsAndData } from './rollout.ts';
-import { createAdamW } from './run.ts';
+import { type RunLoopResult, createAdamW } from './run.ts';
 import { OPTIMIZER_FILE, TRAINER_STATE_FILE, checkStateStep, readTrainerStateJson, restoreOptimizerState } from './trainer-state.ts';
 import { type WarmStartResult, startingPolicy } from './warm-start.ts';
 
@@ -182,4 +182,63 @@ export function rlRunNotes(setup: RlSetup, extra: string[] = []): string[] {
     ...extra,
     ...(setup.evalRows.length === 0 ? ['no held-out prompts (data.testFile is null): evaluation is skipped'] : []),
   ];
+}
+
+/**
+ * What a GRPO or PPO run accumulates for its checkpoints and its result: the evaluations,
+ * the time split, the sampled tokens. One per run.
+ */
+export class RlRunRecord {
+  lastEval: RlTrainerState<unknown>['lastEval'];
+  readonly evals: RlRunResult['evals'] = [];
+  readonly time = { generate: 0, reward: 0, train: 0 };
+  private generatedTokens = 0;
+
+  constructor(private readonly setup: RlSetup) {
+    this.lastEval = setup.lastEval;
+  }
+
+  /** Records an evaluation (the `onResult` of `promptEvaluator`). */
+  readonly onEval = (at: number, r: { accuracy: number; meanReward: number }): void => {
+    this.lastEval = { step: at, accuracy: r.accuracy };
+    this.evals.push({ step: at, accuracy: r.accuracy, meanReward: r.meanReward });
+  };
+
+  /** Adds a step's sampling, reward and training seconds and its sampled tokens. */
+  addStep(summary: { seconds: { generate: number; reward: number }; lengths: readonly number[] }, trainSeconds: number): void {
+    this.time.generate += summary.seconds.generate;
+    this.time.reward += summary.seconds.reward;
+    this.time.train += trainSeconds;
+    this.generatedTokens += summary.lengths.reduce((a, b) => a + b, 0);
+  }
+
+  /** The trainer-state fields every RL checkpoint holds, after `step` steps. */
+  state<C>(step: number, samplingRng: Rng, config: C): Omit<RlTrainerState<C>, 'format' | 'version'> {
+    return {
+      step,
+      promptOrder: this.setup.order.getState(),
+      samplingRng: samplingRng.getState(),
+      initialModel: { dir: this.setup.initialModelDir, sha256: this.setup.initialSha },
+      lastEval: this.lastEval,
+      dataFingerprint: this.setup.fingerprint,
+      config,
+    };
+  }
+
+  /** The run's result from the loop's. */
+  result(outDir: string, loop: RunLoopResult): Omit<RlRunResult, 'parameters'> {
+    return {
+      outDir: resolve(outDir),
+      checkpointDir: loop.lastCheckpoint,
+      step: loop.step,
+      interrupted: loop.interrupted,
+      initialModelDir: this.setup.initialModelDir,
+      warmStart: this.setup.warm,
+      evals: this.evals,
+      seconds: loop.seconds,
+      time: { ...this.time, ...loop.time },
+      generatedTokensPerSecond: this.generatedTokens / Math.max(this.time.generate, 1e-9),
+      reportPath: loop.reportPath,
+    };
+  }
 }
