@@ -237,7 +237,7 @@ export {
   scoreRollout,
   summarizeRollouts,
 } from './trainers/rollout.ts';
-export { type TokenBatch, type TokenBatchOptions, buildTokenBatch, minibatches, shuffledMinibatches } from './trainers/token-batch.ts';
+export { type SftBatch, type TokenBatch, type TokenBatchOptions, buildTokenBatch, makeSftBatch, minibatches, shuffledMinibatches } from './trainers/token-batch.ts';
 export { type UpdateStepOptions, NonFiniteLossError, updateStep } from './trainers/update.ts';
 export { type PromptEvalResult, type PromptEvalSample, evaluatePrompts, exactMatch, extractTaggedAnswer } from './trainers/evaluate.ts';
 export { type RunLoopOptions, type RunLoopResult, type RunOutput, createAdamW, makeSchedule, runLoop } from './trainers/run.ts';
@@ -278,14 +278,12 @@ export {
   resolveSftConfig,
 } from './trainers/sft-config.ts';
 export {
-  type SftBatch,
   type SftEvalResult,
   type SftEvalSample,
   type SftRunOptions,
   type SftRunResult,
   type SftTrainerState,
   evaluateSft,
-  makeSftBatch,
   readSftTrainerState,
   sftLoss,
   sftTrainStep,
@@ -334,7 +332,6 @@ export {
   ppoStep,
   ppoTargets,
   readPpoTrainerState,
-  tokenRewards,
   trainPpo,
 } from './trainers/ppo.ts';
 export { MATCHED_SETTINGS, type ComparisonOptions, type ComparisonResult, checkMatchedBudget, runComparison } from './trainers/compare.ts';

@@ -36,4 +36,6 @@ export {
   maskedWhiten,
   type TokenGaeInput,
   type TokenGaeOutput,
+  tokenRewards,
+  type TokenRewardInput,
 } from './token-gae.ts';

@@ -177,3 +177,35 @@ export function maskedWhiten(x: ArrayLike<number>, mask: ArrayLike<number>, eps 
   if (count < 1) throw new Error(`${fn}: mask selects no entries, so there is nothing to normalise`);
   return whiten(Float32Array.from(x), eps, mask);
 }
+
+/** What `tokenRewards` reads of a token batch: its completion mask [N, T] and the no-gradient log-probs. */
+export interface TokenRewardInput {
+  layout: { numRows: number; completionLength: number; completionMask: ArrayLike<number> };
+  /** [N, T] log-probs of the policy that sampled the completions, or null. */
+  oldLogprobs: ArrayLike<number> | null;
+  /** [N, T] log-probs of the frozen reference, or null (no KL penalty). */
+  refLogprobs: ArrayLike<number> | null;
+}
+
+/**
+ * Per-token rewards [N, T]: -klCoef * (logp_old - logp_ref) on every completion token (when
+ * there is a reference) plus the completion's score on its last token (verl, OpenRLHF, TRL:
+ * the verifier's score sits on the last real token, the KL penalty on every token).
+ */
+export function tokenRewards(batch: TokenRewardInput, scores: ArrayLike<number>, klCoef: number): Float32Array {
+  const { numRows: N, completionLength: T, completionMask } = batch.layout;
+  if (scores.length !== N) throw new Error(`tokenRewards: ${N} completions but ${scores.length} scores`);
+  const out = new Float32Array(N * T);
+  const { oldLogprobs: old, refLogprobs: ref } = batch;
+  for (let i = 0; i < N; i++) {
+    let last = -1;
+    for (let t = 0; t < T; t++) {
+      const k = i * T + t;
+      if (completionMask[k] === 0) break;
+      last = k;
+      if (klCoef > 0 && old && ref) out[k] = -klCoef * (old[k]! - ref[k]!);
+    }
+    if (last >= 0) out[last]! += scores[i]!;
+  }
+  return out;
+}

@@ -11,7 +11,7 @@
  *               `missingEosPenalty` when it never emitted EOS);
  *   3. forward  no-gradient passes: logp_old (the policy before this step's updates),
  *               logp_ref (the frozen starting policy), V_old (the critic), all [N, T];
- *   4. rewards  per token (`tokenRewards`): r_t = -klCoef * (logp_old - logp_ref)_t on every
+ *   4. rewards  per token (`tokenRewards`, src/objectives): r_t = -klCoef * (logp_old - logp_ref)_t on every
  *               completion token (k1), plus s_i on the last one;
  *   5. GAE      `tokenGae` (src/objectives): advantages with lambda_actor (VAPO's
  *               length-adaptive lambda optional), critic targets R_t = A_t + V_old,t with
@@ -49,7 +49,7 @@ import { Critic, VALUE_HEAD_FILE } from '../lm/value-head.ts';
 import { klK3 } from '../objectives/kl.ts';
 import { aggregateLoss, clippedSurrogate, maskedMean, valueLoss } from '../objectives/ppo.ts';
 import { explainedVariance } from '../objectives/returns.ts';
-import { maskedWhiten, tokenGae } from '../objectives/token-gae.ts';
+import { maskedWhiten, tokenGae, tokenRewards } from '../objectives/token-gae.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
 import { promptEvaluator } from './evaluate.ts';
 import { type PpoConfig, parsePpoConfig } from './ppo-config.ts';
@@ -62,28 +62,6 @@ import { updateStep } from './update.ts';
 
 // ---------------------------------------------------------------------------------------
 // Stage 4-5: token rewards and advantages
-
-/**
- * Per-token rewards [N, T]: -klCoef * (logp_old - logp_ref) on every completion token (when
- * there is a reference) plus the completion's score on its last token.
- */
-export function tokenRewards(batch: Pick<TokenBatch, 'layout' | 'oldLogprobs' | 'refLogprobs'>, scores: ArrayLike<number>, klCoef: number): Float32Array {
-  const { numRows: N, completionLength: T, completionMask } = batch.layout;
-  if (scores.length !== N) throw new Error(`tokenRewards: ${N} completions but ${scores.length} scores`);
-  const out = new Float32Array(N * T);
-  const { oldLogprobs: old, refLogprobs: ref } = batch;
-  for (let i = 0; i < N; i++) {
-    let last = -1;
-    for (let t = 0; t < T; t++) {
-      const k = i * T + t;
-      if (completionMask[k] === 0) break;
-      last = k;
-      if (klCoef > 0 && old && ref) out[k] = -klCoef * (old[k]! - ref[k]!);
-    }
-    if (last >= 0) out[last]! += scores[i]!;
-  }
-  return out;
-}
 
 /** The actor's advantages and the critic's targets of a step's batch, and the critic's health before the update. */
 export interface PpoTargets {

@@ -55,57 +55,11 @@ import { type BatchOrderState, type EncodedSftExample, type SftExample, Shuffled
 import { createAdamW, runLoop } from './run.ts';
 import { type SftConfig, parseSftConfig } from './sft-config.ts';
 import { OPTIMIZER_FILE, STATE_FORMATS, TRAINER_STATE_FILE, checkStateStep, readTrainerStateJson, restoreOptimizerState, saveTrainerCheckpoint } from './trainer-state.ts';
+import { type SftBatch, makeSftBatch } from './token-batch.ts';
 import { updateStep } from './update.ts';
 
 // ---------------------------------------------------------------------------------------
 // Batches, loss and update
-
-/** A padded training batch, row-major [size, length]. */
-export interface SftBatch {
-  size: number;
-  /** Longest sequence in the batch minus one (inputs and targets are shifted by one). */
-  length: number;
-  /** Model inputs, right-padded with the pad id. */
-  inputIds: Int32Array;
-  /** Next-token targets (pad id on padding). */
-  targets: Int32Array;
-  /** 1 where the target is a completion token or the final EOS, 0 on prompt and padding targets. */
-  lossMask: Float32Array;
-  /** Non-padding input tokens (for throughput). */
-  numTokens: number;
-  /** Number of 1s in `lossMask`. */
-  numTargets: number;
-}
-
-/** Right-pads `examples` into one batch (see `SftBatch`). */
-export function makeSftBatch(examples: readonly Pick<EncodedSftExample, 'promptIds' | 'completionIds'>[], padTokenId: number): SftBatch {
-  if (examples.length === 0) throw new Error('makeSftBatch: the batch has no examples');
-  let T = 0;
-  for (const ex of examples) {
-    if (ex.promptIds.length === 0) throw new Error('makeSftBatch: an example has an empty prompt');
-    T = Math.max(T, ex.promptIds.length + ex.completionIds.length - 1);
-  }
-  const B = examples.length;
-  const inputIds = new Int32Array(B * T).fill(padTokenId);
-  const targets = new Int32Array(B * T).fill(padTokenId);
-  const lossMask = new Float32Array(B * T);
-  let numTokens = 0;
-  let numTargets = 0;
-  examples.forEach((ex, b) => {
-    const seq = [...ex.promptIds, ...ex.completionIds];
-    const P = ex.promptIds.length;
-    for (let t = 0; t < seq.length - 1; t++) {
-      inputIds[b * T + t] = seq[t]!;
-      targets[b * T + t] = seq[t + 1]!;
-      if (t + 1 >= P) {
-        lossMask[b * T + t] = 1; // target seq[t+1] is a completion token
-        numTargets++;
-      }
-    }
-    numTokens += seq.length - 1;
-  });
-  return { size: B, length: T, inputIds, targets, lossMask, numTokens, numTargets };
-}
 
 /** Mean cross-entropy over the batch's completion targets (a scalar tensor; differentiable). */
 export function sftLoss(model: CausalLM, batch: SftBatch): tf.Scalar {

@@ -3,9 +3,11 @@
  * ([left-padded prompt | right-padded completion], `buildLogprobBatch`), the loss mask, and
  * the no-gradient quantities every update of the step compares against: the old policy's and
  * the reference model's log-probs, and (PPO) the critic's values, all [N, T] row-major.
- * Plus the minibatches an update pass draws from it.
+ * Plus the minibatches an update pass draws from it, and SFT's right-padded batch of
+ * [prompt | completion | EOS] sequences (`makeSftBatch`).
  */
 import type { Rng } from '../engine/rng.ts';
+import type { EncodedSftExample } from './prompts.ts';
 import type { CausalLM } from '../lm/model.ts';
 import { type LogprobBatch, type ValueModel, buildLogprobBatch, criticValuesNoGrad, logprobsNoGrad } from '../lm/token-stats.ts';
 
@@ -69,4 +71,54 @@ export function minibatches(N: number, size: number): number[][] {
 export function shuffledMinibatches(N: number, size: number, rng: Rng): number[][] {
   const order = rng.permutation(N);
   return minibatches(N, size).map((mb) => mb.map((i) => order[i]!));
+}
+
+// ---------------------------------------------------------------------------------------
+// SFT: right-padded supervised sequences
+
+/** A padded training batch, row-major [size, length]. */
+export interface SftBatch {
+  size: number;
+  /** Longest sequence in the batch minus one (inputs and targets are shifted by one). */
+  length: number;
+  /** Model inputs, right-padded with the pad id. */
+  inputIds: Int32Array;
+  /** Next-token targets (pad id on padding). */
+  targets: Int32Array;
+  /** 1 where the target is a completion token or the final EOS, 0 on prompt and padding targets. */
+  lossMask: Float32Array;
+  /** Non-padding input tokens (for throughput). */
+  numTokens: number;
+  /** Number of 1s in `lossMask`. */
+  numTargets: number;
+}
+
+/** Right-pads `examples` into one batch (see `SftBatch`). */
+export function makeSftBatch(examples: readonly Pick<EncodedSftExample, 'promptIds' | 'completionIds'>[], padTokenId: number): SftBatch {
+  if (examples.length === 0) throw new Error('makeSftBatch: the batch has no examples');
+  let T = 0;
+  for (const ex of examples) {
+    if (ex.promptIds.length === 0) throw new Error('makeSftBatch: an example has an empty prompt');
+    T = Math.max(T, ex.promptIds.length + ex.completionIds.length - 1);
+  }
+  const B = examples.length;
+  const inputIds = new Int32Array(B * T).fill(padTokenId);
+  const targets = new Int32Array(B * T).fill(padTokenId);
+  const lossMask = new Float32Array(B * T);
+  let numTokens = 0;
+  let numTargets = 0;
+  examples.forEach((ex, b) => {
+    const seq = [...ex.promptIds, ...ex.completionIds];
+    const P = ex.promptIds.length;
+    for (let t = 0; t < seq.length - 1; t++) {
+      inputIds[b * T + t] = seq[t]!;
+      targets[b * T + t] = seq[t + 1]!;
+      if (t + 1 >= P) {
+        lossMask[b * T + t] = 1; // target seq[t+1] is a completion token
+        numTargets++;
+      }
+    }
+    numTokens += seq.length - 1;
+  });
+  return { size: B, length: T, inputIds, targets, lossMask, numTokens, numTargets };
 }
