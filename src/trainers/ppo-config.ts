@@ -15,6 +15,8 @@ const unit = () => z.number().min(0).max(1);
 export const PpoConfig = defineConfig(
   z.object({
     ...rolloutFields,
+    // PPO's baseline is the critic, not the group: one completion per prompt is allowed.
+    numGenerations: int().min(1).max(1024).default(8).describe('completions per prompt; 1 is allowed (the critic is the baseline); the demo matches GRPO\'s 8'),
     steps: int().min(1).max(10_000_000).default(100).describe('PPO steps: sample, score, compute values and advantages, update critic and policy'),
     ...optimizerFields,
 
