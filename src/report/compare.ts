@@ -32,6 +32,7 @@ import { escapeHtml, formatCount, formatNumber } from './format.ts';
 import { METRIC_NAMES as M } from './metric-names.ts';
 import { readMetrics, RUN_FILES, type MetricRecord } from './metrics.ts';
 import { aggregateSeeds, lineChartSpec, type LineChartOptions, type LineSeries } from './plot.ts';
+import { prefixSvgIds } from './html.ts';
 
 /** One finished (or crashed) training run, as the orchestrator hands it over. */
 export interface ComparisonRun {
@@ -628,15 +629,6 @@ function accuracySet(loaded: ReadonlyArray<LoadedRun>, x: 'step' | 'seconds' | '
     aggregateGroup(algorithm, seeds, out);
   }
   return out;
-}
-
-/** Gives each id in an SVG a prefix (and rewrites its references) so that several inline SVGs cannot clash. */
-function prefixSvgIds(svg: string, prefix: string): string {
-  // html.ts has the same helper but keeps it private; this copy is kept minimal on purpose.
-  return svg
-    .replace(/\bid="([^"]+)"/g, (_, id: string) => `id="${prefix}${id}"`)
-    .replace(/url\(#([^)]+)\)/g, (_, id: string) => `url(#${prefix}${id})`)
-    .replace(/href="#([^"]+)"/g, (_, id: string) => `href="#${prefix}${id}"`);
 }
 
 /** One chart of comparison.html. */

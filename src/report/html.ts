@@ -174,7 +174,7 @@ export function summarizeMetrics(metrics: ReadonlyArray<MetricsRow>): Record<str
 }
 
 /** Gives each id in an SVG a prefix (and rewrites its references) so inline SVGs cannot clash. */
-function prefixSvgIds(svg: string, prefix: string): string {
+export function prefixSvgIds(svg: string, prefix: string): string {
   return svg
     .replace(/\bid="([^"]+)"/g, (_, id: string) => `id="${prefix}${id}"`)
     .replace(/url\(#([^)]+)\)/g, (_, id: string) => `url(#${prefix}${id})`)
