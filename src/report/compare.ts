@@ -32,7 +32,7 @@ import { escapeHtml, formatCount, formatNumber } from './format.ts';
 import { METRIC_NAMES as M } from './metric-names.ts';
 import { readMetrics, RUN_FILES, type MetricRecord } from './metrics.ts';
 import { aggregateSeeds, lineChartSpec, type LineChartOptions, type LineSeries } from './plot.ts';
-import { prefixSvgIds } from './html.ts';
+import { REPORT_BASE_CSS, prefixSvgIds } from './html.ts';
 
 /** One finished (or crashed) training run, as the orchestrator hands it over. */
 export interface ComparisonRun {
@@ -706,13 +706,8 @@ export function comparisonCharts(loaded: ReadonlyArray<LoadedRun>): ComparisonCh
   ];
 }
 
-const CSS = `
-:root { color-scheme: light; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.45 "DejaVu Sans", system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1f2328; background: #f6f8fa; }
-main { max-width: 1280px; margin: 0 auto; padding: 24px 28px 48px; }
+const CSS = `${REPORT_BASE_CSS}
 h1 { font-size: 24px; margin: 0 0 8px; }
-h2 { font-size: 17px; margin: 30px 0 10px; padding-bottom: 4px; border-bottom: 1px solid #d0d7de; }
 p.meta { margin: 2px 0; color: #424a53; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(540px, 1fr)); gap: 14px; }
 figure.chart { margin: 0; background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: 8px; }

@@ -261,13 +261,17 @@ function configTable(config: Readonly<Record<string, unknown>> | undefined): str
   return `<table class="config"><tbody>${rows.join('')}</tbody></table>`;
 }
 
-const CSS = `
+/** The page frame both HTML reports share (run report, comparison): colours, font, width, headings. */
+export const REPORT_BASE_CSS = `
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 14px/1.45 "DejaVu Sans", system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1f2328; background: #f6f8fa; }
 main { max-width: 1280px; margin: 0 auto; padding: 24px 28px 48px; }
-h1 { font-size: 24px; margin: 0 0 14px; }
 h2 { font-size: 17px; margin: 30px 0 10px; padding-bottom: 4px; border-bottom: 1px solid #d0d7de; }
+`;
+
+const CSS = `${REPORT_BASE_CSS}
+h1 { font-size: 24px; margin: 0 0 14px; }
 .summary { display: flex; flex-wrap: wrap; gap: 10px; }
 .card { background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: 8px 12px; min-width: 140px; }
 .card .k { font-size: 12px; color: #59636e; }
