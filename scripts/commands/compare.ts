@@ -24,6 +24,7 @@ interface CompareOptions {
   target?: number;
   backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
   quiet: boolean;
+  overwrite: boolean;
 }
 
 function seedList(value: string): number[] {
@@ -54,6 +55,7 @@ export function register(program: Command): void {
     .option('--ppo-config <file>', 'JSON config for the PPO runs (see rlvr ppo --help)')
     .option('--target <accuracy>', 'held-out accuracy whose first crossing is reported (steps, seconds, tokens); default chosen from the runs', accuracy)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .option('--overwrite', 'replace the run folders of an earlier comparison in --out (without it they are refused)', false)
     .option('--quiet', 'print only the summary', false)
     .addHelpText(
       'after',
@@ -76,7 +78,7 @@ Each run folder is a normal run (metrics.jsonl, report.html, checkpoints): open 
       const cpu = cpus();
       const machine = `${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Node ${process.versions.node}, ${engine.split(' (')[0]}`;
       const t0 = performance.now();
-      const result = await runComparison({ grpo, ppo, seeds: opts.seeds, outDir: opts.out, targetAccuracy: opts.target ?? null, machine, engine, quiet: opts.quiet });
+      const result = await runComparison({ grpo, ppo, seeds: opts.seeds, outDir: opts.out, targetAccuracy: opts.target ?? null, machine, engine, quiet: opts.quiet, overwrite: opts.overwrite });
       const crashed = result.runs.filter((r) => r.error !== null);
       const lines = [
         `compare ${result.interrupted ? 'interrupted' : 'done'}: ${result.runs.length} runs in ${formatDuration((performance.now() - t0) / 1000)}${crashed.length ? `, ${crashed.length} crashed` : ''}`,

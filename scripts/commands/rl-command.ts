@@ -42,6 +42,7 @@ export interface RlOptions {
   resume?: string | boolean;
   backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
   quiet: boolean;
+  overwrite: boolean;
 }
 
 /** What a trainer's run returns that the summary prints. */
@@ -67,7 +68,7 @@ export interface RlCommandSpec<C> {
   resolve(options: ResolveOptions): C & { outDir: string };
   /** Reads a checkpoint's saved config (and checks the checkpoint is this trainer's). */
   savedConfig(dir: string): Promise<unknown>;
-  train(config: C, options: { resumeFrom?: string; engine: string; quiet: boolean }): Promise<RlRunSummary>;
+  train(config: C, options: { resumeFrom?: string; engine: string; quiet: boolean; overwrite: boolean }): Promise<RlRunSummary>;
 }
 
 /** Registers an RL training command (`rlvr grpo`, `rlvr ppo`). */
@@ -85,6 +86,7 @@ export function registerRlCommand<C>(program: Command, spec: RlCommandSpec<C>): 
     .option('--steps <n>', 'training steps (sets steps)', positiveInt)
     .option('--resume [checkpoint]', 'continue a run: from the given checkpoint folder, or the newest one in the run folder')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .option('--overwrite', 'replace an earlier run in the run folder (its logs and checkpoints are deleted); without it such a folder is refused', false)
     .option('--quiet', 'print nothing but the final summary', false)
     .addHelpText(
       'after',
@@ -133,7 +135,7 @@ ${spec
       }
       const config = spec.resolve({ values, ...layers });
       const engine = await initEngine({ backend: opts.backend, quiet: true });
-      const result = await spec.train(config, { resumeFrom, engine: describeEngine(engine).replace(/^engine: /, ''), quiet: opts.quiet });
+      const result = await spec.train(config, { resumeFrom, engine: describeEngine(engine).replace(/^engine: /, ''), quiet: opts.quiet, overwrite: opts.overwrite });
       process.stdout.write(`${summaryLines(spec.name, result).join('\n')}\n`);
     });
 }

@@ -31,6 +31,7 @@ interface SftOptions {
   resume?: string;
   backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
   quiet: boolean;
+  overwrite: boolean;
 }
 
 export function register(program: Command): void {
@@ -44,6 +45,7 @@ export function register(program: Command): void {
     .option('--steps <n>', 'optimizer steps: the training budget (sets steps)', positiveInt)
     .option('--resume <dir>', 'continue from a checkpoint folder (checkpoint-<step> or final); its saved config is the base, --config/--set/--out/--steps apply on top')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .option('--overwrite', 'replace an earlier run in the run folder (its logs and checkpoints are deleted); without it such a folder is refused', false)
     .option('--quiet', 'print nothing but the final summary', false)
     .addHelpText(
       'after',
@@ -70,6 +72,7 @@ export function register(program: Command): void {
         resumeFrom: opts.resume,
         engine: describeEngine(engine).replace(/^engine: /, ''),
         quiet: opts.quiet,
+        overwrite: opts.overwrite,
       });
       const acc = result.finalEval ? `eval/accuracy ${(100 * result.finalEval.accuracy).toFixed(1)}%, eval/loss ${result.finalEval.loss.toFixed(4)}` : 'no held-out evaluation';
       process.stdout.write(`sft done: ${config.steps} steps, ${acc}, ${formatDuration(result.seconds)} wall-clock; final checkpoint ${result.finalDir}\n`);

@@ -21,6 +21,7 @@ import type { GrpoConfig } from './grpo-config.ts';
 import { trainGrpo } from './grpo.ts';
 import type { PpoConfig } from './ppo-config.ts';
 import { trainPpo } from './ppo.ts';
+import { checkRunFolder } from './trainer-state.ts';
 
 /** The settings the two algorithms must share for the comparison to be fair. */
 export const MATCHED_SETTINGS = [
@@ -60,6 +61,8 @@ export interface ComparisonOptions {
   engine?: string;
   quiet?: boolean;
   stream?: ProgressStream;
+  /** Replace the run folders of an earlier comparison (else they are refused before any run). */
+  overwrite?: boolean;
 }
 
 export interface ComparisonResult {
@@ -80,6 +83,8 @@ export async function runComparison(options: ComparisonOptions): Promise<Compari
     { algorithm: 'grpo', seed },
     { algorithm: 'ppo', seed },
   ]);
+  // Refuse an earlier comparison's run folders before the first run, not after the first hour.
+  if (!options.overwrite) for (const { algorithm, seed } of plan) checkRunFolder(join(outDir, `${algorithm}-seed${seed}`), false);
   const runs: ComparisonRun[] = [];
   let interrupted = false;
   for (const [i, { algorithm, seed }] of plan.entries()) {
@@ -90,7 +95,7 @@ export async function runComparison(options: ComparisonOptions): Promise<Compari
     const t0 = performance.now();
     let error: string | null = null;
     try {
-      const common = { engine: options.engine, quiet, stream };
+      const common = { engine: options.engine, quiet, stream, overwrite: options.overwrite ?? false };
       const result =
         algorithm === 'grpo'
           ? await trainGrpo({ ...options.grpo, seed, outDir: runDir }, common)

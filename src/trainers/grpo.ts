@@ -338,6 +338,7 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
       quiet: options.quiet ?? false,
       stream: options.stream ?? process.stdout,
       handleSigint: options.handleSigint,
+      overwrite: options.overwrite,
       evaluateAtStart: true,
       step: async (done) => {
         const tStep = performance.now();

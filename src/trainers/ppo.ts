@@ -369,6 +369,7 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
       quiet: options.quiet ?? false,
       stream: options.stream ?? process.stdout,
       handleSigint: options.handleSigint,
+      overwrite: options.overwrite,
       evaluateAtStart: true,
       step: async (done) => {
         const tStep = performance.now();

@@ -20,7 +20,7 @@ import { type BatchOrderState, type EncodedPromptRow, ShuffledBatches, encodePro
 import type { RlConfig } from './rl-config.ts';
 import { type RewardsAndData, prepareRewardsAndData } from './rollout.ts';
 import { type RunLoopResult, createAdamW } from './run.ts';
-import { OPTIMIZER_FILE, TRAINER_STATE_FILE, checkStateStep, readTrainerStateJson, restoreOptimizerState } from './trainer-state.ts';
+import { OPTIMIZER_FILE, TRAINER_STATE_FILE, checkRunFolder, checkStateStep, readTrainerStateJson, restoreOptimizerState } from './trainer-state.ts';
 import { type WarmStartResult, startingPolicy } from './warm-start.ts';
 
 export interface RlRunOptions {
@@ -38,6 +38,8 @@ export interface RlRunOptions {
   stream?: ProgressStream;
   /** Finish the current step, save a checkpoint and return on Ctrl-C (SIGINT). Default true. */
   handleSigint?: boolean;
+  /** A fresh run replaces an earlier run in its folder instead of refusing it. Default false. */
+  overwrite?: boolean;
 }
 
 export interface RlRunResult {
@@ -134,6 +136,7 @@ export async function setupRlRun(
   if (saved && config.steps <= saved.step) {
     throw new ConfigError([`"steps" (${config.steps}) must be greater than the checkpoint's step (${saved.step}) to continue training`], 'resume');
   }
+  if (!saved) checkRunFolder(resolve(config.outDir), options.overwrite ?? false);
   const data = await prepareRewardsAndData(config, options);
   const { initialModelDir, initialSha, warm } = await startingPolicy(config.model, saved?.initialModel ?? null, { engine: options.engine, quiet, stream });
   const { model: policy } = await loadCausalLM(resumeFrom ?? initialModelDir);

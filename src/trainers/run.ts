@@ -10,7 +10,8 @@
  *   `checkpoint-<step>/` every `saveEvery` steps and on Ctrl-C, `final/` after the last ->
  *   report.html.
  *
- * A non-finite loss (`NonFiniteLossError`, thrown before the update is applied) stops the
+ * A fresh run refuses a folder that already holds a run (it would mix the two runs' logs and
+ * checkpoints) unless told to overwrite it. A non-finite loss (`NonFiniteLossError`, thrown before the update is applied) stops the
  * run with an error naming the last good checkpoint. Ctrl-C finishes the current step, saves
  * a checkpoint and returns (a second Ctrl-C exits at once). A plain function, no class and
  * no hooks: the trainer owns its models and disposes them.
@@ -21,7 +22,7 @@ import { AdamW, constantSchedule, type Schedule, warmupCosine, warmupLinear } fr
 import { reportFromMetricsFile } from '../report/html.ts';
 import type { MetricsWriter, SampleWriter } from '../report/metrics.ts';
 import { type ProgressStream, TrainingProgress, printRunHeader } from '../report/progress.ts';
-import { changedFields, openRunLogs } from './trainer-state.ts';
+import { changedFields, openRunLogs, prepareRunFolder } from './trainer-state.ts';
 import { NonFiniteLossError } from './update.ts';
 
 /** The optimizer settings the trainers' configs share. */
@@ -77,6 +78,8 @@ export interface RunLoopOptions {
   stream: ProgressStream;
   /** Finish the current step, save a checkpoint and return on Ctrl-C (SIGINT). Default true. */
   handleSigint?: boolean;
+  /** A fresh run in a folder that holds an earlier run replaces it (else it is refused). Default false. */
+  overwrite?: boolean;
   /** Runs one training step; `done` steps were completed before it. Returns the step's metrics (progress bar and, by default, the metrics line). */
   step(done: number): Promise<StepRecord>;
   /** The metrics line to write at a logging step, given the step's metrics; default the step's metrics themselves. */
@@ -122,6 +125,7 @@ export async function runLoop(options: RunLoopOptions): Promise<RunLoopResult> {
   const handleSigint = options.handleSigint ?? true;
   if (handleSigint) process.on('SIGINT', onSigint);
   try {
+    if (!resumed) prepareRunFolder(config.outDir, options.overwrite ?? false);
     ({ metrics, samples } = openRunLogs(config.outDir, config, resumed ? resumed.step : null));
     printRunHeader({
       title: resumed ? `rlvr ${options.command} (resumed at step ${resumed.step} from ${resumed.dir})` : `rlvr ${options.command}`,

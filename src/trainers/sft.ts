@@ -54,7 +54,7 @@ import { initModelConfig, taskTokenizer } from './from-scratch.ts';
 import { type BatchOrderState, type EncodedSftExample, type SftExample, ShuffledBatches, encodeSftExamples, exampleFingerprint, generateSftExamples, loadSftExamples } from './prompts.ts';
 import { createAdamW, runLoop } from './run.ts';
 import { type SftConfig, parseSftConfig } from './sft-config.ts';
-import { OPTIMIZER_FILE, STATE_FORMATS, TRAINER_STATE_FILE, checkStateStep, readTrainerStateJson, restoreOptimizerState, saveTrainerCheckpoint } from './trainer-state.ts';
+import { OPTIMIZER_FILE, STATE_FORMATS, TRAINER_STATE_FILE, checkRunFolder, checkStateStep, readTrainerStateJson, restoreOptimizerState, saveTrainerCheckpoint } from './trainer-state.ts';
 import { type SftBatch, makeSftBatch } from './token-batch.ts';
 import { updateStep } from './update.ts';
 
@@ -209,6 +209,8 @@ export interface SftRunOptions {
   stream?: ProgressStream;
   /** Finish the current step, save a checkpoint and return on Ctrl-C (SIGINT). Default true. */
   handleSigint?: boolean;
+  /** A fresh run replaces an earlier run in its folder instead of refusing it. Default false. */
+  overwrite?: boolean;
 }
 
 export interface SftRunResult {
@@ -284,6 +286,7 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
   if (saved && config.steps <= saved.step) {
     throw new ConfigError([`"steps" (${config.steps}) must be greater than the checkpoint's step (${saved.step}) to continue training`], 'resume');
   }
+  if (!saved) checkRunFolder(resolve(config.outDir), options.overwrite ?? false);
   const { train, test, tokenizer, model } = await prepare(config, resumeFrom);
   const outDir = resolve(config.outDir);
   const optimizer = createAdamW(model.variables, config);
@@ -318,6 +321,7 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
       quiet: options.quiet ?? false,
       stream: options.stream ?? process.stdout,
       handleSigint: options.handleSigint,
+      overwrite: options.overwrite,
       evaluateAtStart: false,
       step: async (done) => {
         const tStep = performance.now();

@@ -13,7 +13,7 @@
  * of one trainer handed to another is refused with the command that resumes it.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -225,4 +225,37 @@ export function checkStateStep(json: Record<string, unknown>, path: string, min:
   const step = json['step'];
   if (typeof step !== 'number' || !Number.isInteger(step) || step < min) throw new Error(`${path}: "step" must be an integer >= ${min}, got ${JSON.stringify(step)}`);
   return step;
+}
+
+/**
+ * The files of an earlier run in `outDir` (logs, report, checkpoints, `final/`), by name;
+ * empty when the folder is new or holds none.
+ */
+export function existingRunFiles(outDir: string): string[] {
+  if (!existsSync(outDir)) return [];
+  const ours = new Set<string>(Object.values(RUN_FILES));
+  return readdirSync(outDir)
+    .filter((n) => ours.has(n) || n === 'final' || /^checkpoint-\d+$/.test(n) || /^\.(final|checkpoint-\d+)\.(saving|old)-/.test(n))
+    .sort();
+}
+
+/**
+ * A fresh run must not write over an earlier one: refuses a folder that holds a run, naming
+ * `--resume`, `--out` and `--overwrite`; with `overwrite`, removes that run's files first (and
+ * nothing else in the folder).
+ */
+export function prepareRunFolder(outDir: string, overwrite: boolean): void {
+  checkRunFolder(outDir, overwrite);
+  for (const name of existingRunFiles(outDir)) rmSync(join(outDir, name), { recursive: true, force: true });
+}
+
+/** The check of `prepareRunFolder` alone, removing nothing: trainers call it before any model work. */
+export function checkRunFolder(outDir: string, overwrite: boolean): void {
+  const found = existingRunFiles(outDir);
+  if (found.length > 0 && !overwrite) {
+    throw new ConfigError(
+      [`${outDir} already holds a run (${found.join(', ')}): continue it with --resume, choose another folder with --out, or replace it with --overwrite`],
+      'outDir',
+    );
+  }
 }

@@ -119,7 +119,8 @@ export async function warmStart(warm: WarmStartConfig, options: { engine?: strin
     await writeJsonl(sftConfig.data.trainFile, taught.map((e) => ({ prompt: e.prompt, completion: e.completion })));
     await writeJsonl(sftConfig.data.testFile, test.map((e) => ({ prompt: e.prompt, completion: e.completion, answer: e.answer })));
   }
-  const result = await trainSft(sftConfig, { engine: options.engine, quiet: options.quiet, stream: options.stream });
+  // The cache folder is ours: an unfinished warm start in it (interrupted) is replaced.
+  const result = await trainSft(sftConfig, { engine: options.engine, quiet: options.quiet, stream: options.stream, overwrite: true });
   if (result.interrupted) {
     throw new Error(`the SFT warm start was interrupted at step ${result.step}; its checkpoint is in ${sftConfig.outDir} (run again to train the warm start from the start)`);
   }
