@@ -32,7 +32,7 @@ import { escapeHtml, formatCount, formatNumber } from './format.ts';
 import { METRIC_NAMES as M } from './metric-names.ts';
 import { readMetrics, RUN_FILES, type MetricRecord } from './metrics.ts';
 import { aggregateSeeds, lineChartSpec, type LineChartOptions, type LineSeries } from './plot.ts';
-import { REPORT_BASE_CSS, prefixSvgIds } from './html.ts';
+import { REPORT_BASE_CSS, htmlHead, prefixSvgIds } from './html.ts';
 
 /** One finished (or crashed) training run, as the orchestrator hands it over. */
 export interface ComparisonRun {
@@ -742,15 +742,7 @@ export async function comparisonHtml(loaded: ReadonlyArray<LoadedRun>, options: 
   for (const [i, chart] of charts.entries()) figures.push(await renderFigure(chart, i, algorithms));
   const settings = settingsTable(options.settings);
   const crashes = crashLines(summary);
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<title>${escapeHtml(title)}</title>
-<style>${CSS}</style>
-</head>
+  return `${htmlHead(title, CSS)}
 <body>
 <main>
 <header>

@@ -261,6 +261,22 @@ function configTable(config: Readonly<Record<string, unknown>> | undefined): str
   return `<table class="config"><tbody>${rows.join('')}</tbody></table>`;
 }
 
+/**
+ * The start of a self-contained report page up to </head>: a Content-Security-Policy that
+ * allows inline styles and data: images only (no script runs), the title and the styles.
+ */
+export function htmlHead(title: string, css: string): string {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>${escapeHtml(title)}</title>
+<style>${css}</style>
+</head>`;
+}
+
 /** The page frame both HTML reports share (run report, comparison): colours, font, width, headings. */
 export const REPORT_BASE_CSS = `
 :root { color-scheme: light; }
@@ -306,15 +322,7 @@ export async function renderRunReport(input: RunReportInput): Promise<string> {
   const cards = Object.entries(summary).map(
     ([k, v]) => `<div class="card"><div class="k">${escapeHtml(k)}</div><div class="v">${escapeHtml(typeof v === 'number' ? formatNumber(v) : v)}</div></div>`,
   );
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<title>${escapeHtml(input.title)}</title>
-<style>${CSS}</style>
-</head>
+  return `${htmlHead(input.title, CSS)}
 <body>
 <main>
 <header>

@@ -65,7 +65,7 @@ import { METRIC_NAMES } from '../report/metric-names.ts';
 import { promptEvaluator } from './evaluate.ts';
 import { type GrpoConfig, parseGrpoConfig } from './grpo-config.ts';
 import type { EncodedPromptRow } from './prompts.ts';
-import { RlRunRecord, type RlRunOptions, type RlRunResult, type RlTrainerState, readRlTrainerState, rlRunNotes, setupRlRun } from './rl-setup.ts';
+import { RlRunRecord, type RlRunOptions, type RlRunResult, type RlTrainerState, readRlTrainerState, rlLoopOptions, rlRunNotes, setupRlRun } from './rl-setup.ts';
 import { type RolloutSummary, type SamplingOptions, type ScoredRollout, collectRollout, meanOf, rolloutMetrics, samplingOptions, summarizeRollouts } from './rollout.ts';
 import { makeSchedule, runLoop } from './run.ts';
 import { type TokenBatch, buildTokenBatch, minibatches } from './token-batch.ts';
@@ -331,15 +331,9 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
     const loop = await runLoop({
       command: 'grpo',
       config,
-      resumed: saved && setup.resumeFrom ? { dir: setup.resumeFrom, step: saved.step, config: saved.config } : null,
-      engine: options.engine ?? tf.getBackend(),
+      ...rlLoopOptions(setup, saved, options),
       modelInfo: { ...model.summary(), prompts: trainRows.length, eval: setup.evalRows.length, reference: reference ? 'frozen copy of the start' : 'none (beta = 0)' },
       notes: rlRunNotes(setup),
-      quiet: options.quiet ?? false,
-      stream: options.stream ?? process.stdout,
-      handleSigint: options.handleSigint,
-      overwrite: options.overwrite,
-      evaluateAtStart: true,
       step: async (done) => {
         const tStep = performance.now();
         const learningRate = schedule(done);

@@ -53,7 +53,7 @@ import { maskedWhiten, tokenGae, tokenRewards } from '../objectives/token-gae.ts
 import { METRIC_NAMES } from '../report/metric-names.ts';
 import { promptEvaluator } from './evaluate.ts';
 import { type PpoConfig, parsePpoConfig } from './ppo-config.ts';
-import { RlRunRecord, type RlRunOptions, type RlRunResult, type RlTrainerState, readRlTrainerState, rlRunNotes, setupRlRun } from './rl-setup.ts';
+import { RlRunRecord, type RlRunOptions, type RlRunResult, type RlTrainerState, readRlTrainerState, rlLoopOptions, rlRunNotes, setupRlRun } from './rl-setup.ts';
 import { type ScoredRollout, collectRollout, meanOf, rolloutMetrics, samplingOptions, summarizeRollouts } from './rollout.ts';
 import { createAdamW, makeSchedule, runLoop } from './run.ts';
 import { type TokenBatch, buildTokenBatch, shuffledMinibatches } from './token-batch.ts';
@@ -359,18 +359,12 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
     const loop = await runLoop({
       command: 'ppo',
       config,
-      resumed: saved && resumeFrom ? { dir: resumeFrom, step: saved.step, config: saved.config } : null,
-      engine: options.engine ?? tf.getBackend(),
+      ...rlLoopOptions(setup, saved, options),
       modelInfo: { ...policy.summary(), critic: `${critic.trunk.config.model_type} + value head`, prompts: trainRows.length, eval: setup.evalRows.length, reference: reference ? 'frozen copy of the start' : 'none (klCoef = beta = 0)' },
       notes: rlRunNotes(setup, [
         'critic: a copy of the starting policy\'s trunk with a fresh value head',
         ...(config.criticWarmupSteps > 0 ? [`critic warm-up: the first ${config.criticWarmupSteps} steps train only the critic`] : []),
       ]),
-      quiet: options.quiet ?? false,
-      stream: options.stream ?? process.stdout,
-      handleSigint: options.handleSigint,
-      overwrite: options.overwrite,
-      evaluateAtStart: true,
       step: async (done) => {
         const tStep = performance.now();
         // The policy's schedule counts its own steps, after the critic's warm-up.

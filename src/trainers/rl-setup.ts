@@ -19,7 +19,8 @@ import type { ProgressStream } from '../report/progress.ts';
 import { type BatchOrderState, type EncodedPromptRow, ShuffledBatches, encodePromptRows, promptFingerprint } from './prompts.ts';
 import type { RlConfig } from './rl-config.ts';
 import { type RewardsAndData, prepareRewardsAndData } from './rollout.ts';
-import { type RunLoopResult, createAdamW } from './run.ts';
+import { getBackend } from '@tensorflow/tfjs';
+import { type RunLoopOptions, type RunLoopResult, createAdamW } from './run.ts';
 import { OPTIMIZER_FILE, TRAINER_STATE_FILE, checkRunFolder, checkStateStep, readTrainerStateJson, restoreOptimizerState } from './trainer-state.ts';
 import { type WarmStartResult, startingPolicy } from './warm-start.ts';
 
@@ -175,6 +176,23 @@ export async function setupRlRun(
     dispose();
     throw e;
   }
+}
+
+/** The run-loop options every RL run sets the same way: resume point, engine, output, Ctrl-C, overwrite, evaluation at step 0. */
+export function rlLoopOptions(
+  setup: RlSetup,
+  saved: RlTrainerState<unknown> | null,
+  options: RlRunOptions,
+): Pick<RunLoopOptions, 'resumed' | 'engine' | 'quiet' | 'stream' | 'handleSigint' | 'overwrite' | 'evaluateAtStart'> {
+  return {
+    resumed: saved && setup.resumeFrom ? { dir: setup.resumeFrom, step: saved.step, config: saved.config } : null,
+    engine: options.engine ?? getBackend(),
+    quiet: options.quiet ?? false,
+    stream: options.stream ?? process.stdout,
+    handleSigint: options.handleSigint,
+    overwrite: options.overwrite,
+    evaluateAtStart: true,
+  };
 }
 
 /** The header lines both RL trainers print after the config. */
