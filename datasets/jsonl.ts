@@ -4,7 +4,7 @@
  * mark and CRLF line ends are accepted. The writer is atomic (temp file + rename).
  */
 import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../src/engine/atomic.ts';
+import { writeFileAtomic } from '../src/core/atomic.ts';
 
 /** JSON value kinds a required column can be constrained to. */
 export type JsonType = 'string' | 'number' | 'boolean' | 'object' | 'array';

@@ -3,7 +3,7 @@
  * prompt (the first occurrence is kept), then a seeded random subset of the unique ones
  * becomes the test set. Both sides keep the input order.
  */
-import { Rng } from '../src/engine/rng.ts';
+import { Rng } from '../src/core/rng.ts';
 
 export interface SplitOptions {
   /** Fraction of the unique examples held out, in (0, 1); rounded to the nearest count. Give this or `testSize`. */

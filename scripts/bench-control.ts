@@ -12,8 +12,8 @@
  *
  *   npx tsx scripts/bench-control.ts [--quick] [--wall]
  */
-import { initEngine } from '../src/engine/backend.ts';
-import { Rng } from '../src/engine/rng.ts';
+import { initEngine } from '../src/engine/tfjs/backend.ts';
+import { Rng } from '../src/core/rng.ts';
 import { createPpo, PpoConfig } from '../src/control/algorithms/ppo.ts';
 import { RolloutBuffer, RolloutCollector } from '../src/control/buffer.ts';
 import { makeVecEnv } from '../src/control/envs/index.ts';

@@ -15,7 +15,7 @@
  * Reference points (Gymnasium docs/benchmarks, other hardware): one Gymnasium CartPole
  * ~190k steps/s; its NumPy vector CartPole ~10.8M steps/s at 512 copies.
  */
-import { Rng } from '../src/engine/rng.ts';
+import { Rng } from '../src/core/rng.ts';
 import { ENV_IDS, makeEnv, makeVecEnv, type EnvId } from '../src/control/envs/index.ts';
 
 const quick = process.argv.includes('--quick');

@@ -5,7 +5,7 @@
  *   npx tsx scripts/bench-lm.ts [--quick] [--profile] [--skip-135m] [--only <name part>]
  *
  * 1. Training: one step = forward + next-token cross-entropy + tf.variableGrads + AdamW
- *    (src/engine/optim.ts) at batch 4 x 128 tokens, for a ~1M- and a ~10M-parameter
+ *    (src/engine/tfjs/optim.ts) at batch 4 x 128 tokens, for a ~1M- and a ~10M-parameter
  *    GPT-2-style model and a randomly initialised Llama shaped like SmolLM2-135M (30 layers,
  *    hidden 576, 9 heads, 3 KV heads, intermediate 1536, vocabulary 49152, tied), which
  *    runs one step only. Effective GFLOP/s = 6 x params x tokens / time; the "per CPU-s"
@@ -22,9 +22,9 @@
  */
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { describeEngine, initEngine } from '../src/engine/backend.ts';
-import { AdamW } from '../src/engine/optim.ts';
-import { Rng } from '../src/engine/rng.ts';
+import { describeEngine, initEngine } from '../src/engine/tfjs/backend.ts';
+import { AdamW } from '../src/engine/tfjs/optim.ts';
+import { Rng } from '../src/core/rng.ts';
 import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig } from '../src/lm/config.ts';
 import { CausalLM } from '../src/lm/model.ts';
 import { generate } from '../src/lm/sampler.ts';

@@ -4,7 +4,7 @@
  */
 
 // engine
-export { Rng, type RngState } from './engine/rng.ts';
+export { Rng, type RngState } from './core/rng.ts';
 
 // objectives
 export * from './objectives/index.ts';
@@ -45,7 +45,7 @@ export {
   describeConfig,
   describeType,
   didYouMean,
-} from './engine/config.ts';
+} from './core/config.ts';
 
 // report
 export { METRIC_NAMES, allMetricNames } from './report/metric-names.ts';
@@ -92,7 +92,7 @@ export {
   type ReportFromFileOptions,
   type ReportFromFileResult,
 } from './report/html.ts';
-export { writeFileAtomic, writeJsonAtomic } from './engine/atomic.ts';
+export { writeFileAtomic, writeJsonAtomic } from './core/atomic.ts';
 export { escapeHtml, formatNumber, formatDuration, formatCount, flattenConfig } from './report/format.ts';
 
 // lm tokenizers
@@ -146,8 +146,8 @@ export {
 } from './control/envs/index.ts';
 
 // engine: backend, wasm kernel fixes, safetensors, tensor helpers
-export { initEngine, describeEngine, type EngineBackend, type EngineInfo, type EngineOptions } from './engine/backend.ts';
-export { applyWasmFixes } from './engine/wasm-fixes.ts';
+export { initEngine, describeEngine, type EngineBackend, type EngineInfo, type EngineOptions } from './engine/tfjs/backend.ts';
+export { applyWasmFixes } from './engine/tfjs/wasm-fixes.ts';
 export {
   parseSafetensors,
   readSafetensors,
@@ -158,7 +158,7 @@ export {
   type SafetensorsDType,
   type SafetensorsTensor,
   type SafetensorsFile,
-} from './engine/safetensors.ts';
+} from './core/safetensors.ts';
 export {
   numElements,
   randomNormal,
@@ -166,7 +166,7 @@ export {
   assertShape,
   tensorFromSafetensors,
   safetensorsFromTensor,
-} from './engine/tensor.ts';
+} from './engine/tfjs/tensor.ts';
 
 // lm sampler
 export {
@@ -427,5 +427,5 @@ export {
 } from './control/bench.ts';
 
 // engine performance: wasm kernel fixes (cost model, restore) and gradient checkpointing of the lm blocks
-export { removeWasmFixes, wasmFixesApplied, WASM_FIX_NAMES, splitBatchPays, UNCACHED_B_MIN_ROWS } from './engine/wasm-fixes.ts';
+export { removeWasmFixes, wasmFixesApplied, WASM_FIX_NAMES, splitBatchPays, UNCACHED_B_MIN_ROWS } from './engine/tfjs/wasm-fixes.ts';
 export { blockActivationBytes, CHECKPOINT_AUTO_BYTES } from './lm/model.ts';

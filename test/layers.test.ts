@@ -24,29 +24,34 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const TFJS_FREE_ENGINE = 'engine (tfjs-free files only)';
-
 /** folder -> the layers it may import besides itself and node built-ins (CONTRIBUTING.md). */
 const ALLOWED: Record<string, readonly string[]> = {
-  engine: ['tfjs'],
-  objectives: ['tfjs', 'engine'],
+  // core: seeded RNG, atomic writes, config validation, safetensors; no engine, no tfjs.
+  core: [],
+  'engine/tfjs': ['tfjs', 'core'],
+  // lm: the onnxruntime engine compiles lm's models (config, parameter specs, tokenizer,
+  // sampling rules) into graphs and implements lm's Sampler interface; lm never imports it.
+  'engine/onnx': ['core', 'lm', 'tfjs'],
+  objectives: ['tfjs', 'core', 'engine/tfjs'],
   // report: control/train.ts and control/bench.ts write metrics, progress and plots.
-  control: ['tfjs', 'engine', 'objectives', 'report'],
+  control: ['tfjs', 'core', 'engine/tfjs', 'objectives', 'report'],
   // objectives: lm/token-stats.ts is the per-token boundary and gathers its log-probs and
   // entropies with the shared math; objectives sits below lm and never imports it.
-  lm: ['tfjs', 'engine', 'objectives'],
+  lm: ['tfjs', 'core', 'engine/tfjs', 'objectives'],
   // report, datasets and rewards: the trainers log metrics, read prompt files and load the
   // user's reward functions through the reward contract.
-  trainers: ['tfjs', 'engine', 'objectives', 'lm', 'report', 'rewards', 'datasets'],
-  // "nothing heavy": the atomic file writer (engine/atomic.ts) is the only engine use.
-  report: [TFJS_FREE_ENGINE],
-  // rng.ts (seeded draws) and atomic.ts (file writes) import no tfjs; any engine file
-  // that reaches tfjs, even through another file, is out of bounds here.
-  rewards: [TFJS_FREE_ENGINE],
-  datasets: [TFJS_FREE_ENGINE, 'rewards'],
+  trainers: ['tfjs', 'core', 'engine/tfjs', 'engine/onnx', 'objectives', 'lm', 'report', 'rewards', 'datasets'],
+  report: ['core'],
+  rewards: ['core'],
+  datasets: ['core', 'rewards'],
 };
-/** Folders whose npm packages are named in the layer table. */
-const PACKAGES: Record<string, readonly string[]> = { rewards: ['mathjs', 'p-limit'] };
+/** Folders whose npm packages are named in the layer table (others may use any dependency). */
+const PACKAGES: Record<string, readonly string[]> = {
+  core: ['zod'],
+  'engine/tfjs': [],
+  'engine/onnx': ['onnxruntime-node', 'protobufjs'],
+  rewards: ['mathjs', 'p-limit'],
+};
 
 type Edge = { from: string; spec: string; target: string; layer: string; kind: 'file' | 'package' };
 
@@ -67,6 +72,7 @@ function resolveFile(from: string, spec: string): string {
 /** The layer of a repo file: a folder under src/, or the top-level folder. */
 function layerOfFile(file: string): string {
   const parts = file.split('/');
+  if (parts[0] === 'src' && parts[1] === 'engine' && parts.length > 3) return `engine/${parts[2]}`;
   if (parts[0] === 'src') return parts.length > 2 ? parts[1]! : 'src';
   return parts[0]!;
 }
@@ -104,31 +110,33 @@ function allowed(folder: string, e: Edge): boolean {
   const rules = ALLOWED[folder]!;
   if (e.layer === folder || e.layer === 'node') return true;
   if (e.kind === 'package' && e.layer !== 'tfjs') return PACKAGES[folder]?.includes(e.layer) ?? true;
-  if (rules.includes(e.layer)) return true;
-  return e.layer === 'engine' && rules.includes(TFJS_FREE_ENGINE) && !reachesTfjs(e.target);
+  return rules.includes(e.layer);
 }
 
 describe('layer rules (CONTRIBUTING.md, "Layers")', () => {
   it('the scanner sees static, re-export, type-only and dynamic imports', () => {
     const text = [
       "import * as tf from '@tensorflow/tfjs';",
-      "export { x } from '../engine/rng.ts';",
+      "export { x } from '../core/rng.ts';",
       "import type { T } from '../../rewards/types.ts';",
       "const m = await import('../lm/model.ts');",
       "const s = `import ${'a'} from 'not-an-import'`;",
     ].join('\n');
     expect(edgesOf('src/trainers/x.ts', text).map(show)).toEqual([
       'src/trainers/x.ts -> @tensorflow/tfjs',
-      'src/trainers/x.ts -> src/engine/rng.ts',
+      'src/trainers/x.ts -> src/core/rng.ts',
       'src/trainers/x.ts -> rewards/types.ts',
       'src/trainers/x.ts -> src/lm/model.ts',
     ]);
     expect(sources).toContain('src/trainers/grpo.ts');
-    expect(reachesTfjs('src/engine/backend.ts')).toBe(true);
+    expect(reachesTfjs('src/engine/tfjs/backend.ts')).toBe(true);
+    expect(layerOfFile('src/engine/onnx/graph.ts')).toBe('engine/onnx');
+    expect(layerOfFile('src/core/rng.ts')).toBe('core');
   });
 
   for (const folder of Object.keys(ALLOWED)) {
     const dir = folder === 'rewards' || folder === 'datasets' ? `${folder}/` : `src/${folder}/`;
+    if (folder.startsWith('engine/') && !fs.existsSync(path.join(ROOT, dir))) continue;
     it(`${dir} imports only itself, node built-ins and ${ALLOWED[folder]!.join(', ')}`, () => {
       const offenders = edges.filter((e) => e.from.startsWith(dir) && !allowed(folder, e)).map(show);
       expect(offenders, `${dir} may import: ${ALLOWED[folder]!.join(', ')}`).toEqual([]);
@@ -137,6 +145,14 @@ describe('layer rules (CONTRIBUTING.md, "Layers")', () => {
 
   it('nothing in src/, rewards/ or datasets/ imports scripts/ or test/', () => {
     const offenders = edges.filter((e) => e.layer === 'scripts' || e.layer === 'test').map(show);
+    expect(offenders).toEqual([]);
+  });
+
+  it('src/core/, rewards/ and datasets/ never reach tfjs, not even through another file', () => {
+    const offenders = edges
+      .filter((e) => /^(src\/core|rewards|datasets)\//.test(e.from))
+      .filter((e) => e.layer === 'tfjs' || (e.kind === 'file' && reachesTfjs(e.target)))
+      .map(show);
     expect(offenders).toEqual([]);
   });
 

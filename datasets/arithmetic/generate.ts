@@ -10,8 +10,8 @@
  * `allowNegative`, a subtraction whose result would be negative is drawn again (operands
  * are never negative). Results are computed exactly (BigInt), so products never round.
  */
-import { writeJsonAtomic } from '../../src/engine/atomic.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { writeJsonAtomic } from '../../src/core/atomic.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { writeJsonl } from '../jsonl.ts';
 import { splitTrainTest } from '../split.ts';
 import { join } from 'node:path';

@@ -21,7 +21,7 @@
  * other's (positive multiple for inequalities, after turning `>` around), so
  * `2x+4y-3=0` matches `y=-x/2+3/4` and `5 \ge x` matches `x \le 5`.
  */
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 import * as Q from './rational.ts';
 import {
   bareDecimal, containsInfinity, countNodes, evalComplex, evalExact, hasDecimal, simplifiesToZero,

@@ -5,7 +5,7 @@
  */
 import { cpus } from 'node:os';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { describeEngine, initEngine } from '../../src/engine/backend.ts';
+import { describeEngine, initEngine } from '../../src/engine/tfjs/backend.ts';
 import { formatDuration } from '../../src/report/format.ts';
 import { MATCHED_SETTINGS, runComparison } from '../../src/trainers/compare.ts';
 import { resolveGrpoConfig } from '../../src/trainers/grpo-config.ts';

@@ -14,7 +14,7 @@ import { ENV_IDS } from '../../src/control/envs/index.ts';
 import type { EnvId } from '../../src/control/envs/types.ts';
 import { presetFor } from '../../src/control/presets.ts';
 import { DEFAULT_CONTROL_STEPS, resolveControlConfig, trainControl } from '../../src/control/train.ts';
-import { describeConfig } from '../../src/engine/config.ts';
+import { describeConfig } from '../../src/core/config.ts';
 
 function positiveInt(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);

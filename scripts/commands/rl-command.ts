@@ -4,8 +4,8 @@
  * and the closing summary. Each command adds its own name, description and trainer.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { describeEngine, initEngine } from '../../src/engine/backend.ts';
-import type { ResolveOptions } from '../../src/engine/config.ts';
+import { describeEngine, initEngine } from '../../src/engine/tfjs/backend.ts';
+import type { ResolveOptions } from '../../src/core/config.ts';
 import { formatDuration } from '../../src/report/format.ts';
 import type { WarmStartResult } from '../../src/trainers/warm-start.ts';
 import { latestCheckpoint } from '../../src/trainers/trainer-state.ts';

@@ -7,7 +7,7 @@
  *   rlvr sft --resume runs/sft-arithmetic-tiny/checkpoint-200 --steps 1000
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { describeEngine, initEngine } from '../../src/engine/backend.ts';
+import { describeEngine, initEngine } from '../../src/engine/tfjs/backend.ts';
 import { SFT_PRESETS, sftPreset } from '../../src/trainers/presets.ts';
 import { readSftTrainerState, trainSft } from '../../src/trainers/sft.ts';
 import { SftConfig, resolveSftConfig } from '../../src/trainers/sft-config.ts';

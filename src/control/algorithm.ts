@@ -7,7 +7,7 @@
  * `update` then changes the policy and returns the iteration's training statistics.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Rng } from '../engine/rng.ts';
+import type { Rng } from '../core/rng.ts';
 import type { Minibatch, RolloutBuffer } from './buffer.ts';
 import type { ActionDistribution } from './distributions.ts';
 import { gradientStep, type Optimizer } from './optimize.ts';

@@ -24,7 +24,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AlgoName } from './algorithm.ts';
 import type { EnvId } from './envs/types.ts';
-import { writeFileAtomic, writeJsonAtomic } from '../engine/atomic.ts';
+import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.ts';
 import { readMetrics, RUN_FILES } from '../report/metrics.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
 import { aggregateSeeds, lineChartSvg, svgToPng } from '../report/plot.ts';

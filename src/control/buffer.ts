@@ -24,7 +24,7 @@
  *     (deliberate simplification; the rollout should be long compared with episodes).
  *     Truncated episodes end their sum at the time limit.
  */
-import type { Rng } from '../engine/rng.ts';
+import type { Rng } from '../core/rng.ts';
 import { computeGae, whiten } from '../objectives/index.ts';
 import type { EpisodeStats, VecEnv } from './envs/types.ts';
 import type { ObsNormalizer, RewardNormalizer } from './normalize.ts';

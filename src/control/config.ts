@@ -1,7 +1,7 @@
 /**
  * Config fields shared by the control algorithms. Each algorithm declares its own config
  * (in its file) from these builders, with its own defaults, so that every field is
- * documented once with its typical range. Validation goes through src/engine/config.ts:
+ * documented once with its typical range. Validation goes through src/core/config.ts:
  * unknown keys, wrong types and out-of-range values are reported together, naming the field.
  */
 import { z } from 'zod';

@@ -20,7 +20,7 @@
  * that of the unclipped sample (as SB3).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Rng } from '../engine/rng.ts';
+import type { Rng } from '../core/rng.ts';
 import { categoricalEntropy, gaussianEntropy, gaussianLogProb, tokenLogprobs } from '../objectives/index.ts';
 
 const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);

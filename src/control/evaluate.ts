@@ -6,7 +6,7 @@
  * Episodes are split evenly over the copies and each copy runs its quota to the end, so
  * short episodes are not over-represented (taking the first `episodes` to finish would be).
  */
-import { Rng } from '../engine/rng.ts';
+import { Rng } from '../core/rng.ts';
 import { makeVecEnv } from './envs/index.ts';
 import type { EnvId } from './envs/types.ts';
 import type { ObsNormalizer } from './normalize.ts';

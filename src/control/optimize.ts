@@ -1,16 +1,16 @@
 /**
  * Gradient steps for the control algorithms: one loss evaluation with autodiff, global-norm
- * clipping (src/engine/optim.ts `clipGradNorm`) and an optimizer update, with the
+ * clipping (src/engine/tfjs/optim.ts `clipGradNorm`) and an optimizer update, with the
  * minibatch statistics read back in one transfer.
  *
- * Optimizers: AdamW from src/engine/optim.ts (weight decay 0: plain Adam, as SB3's
+ * Optimizers: AdamW from src/engine/tfjs/optim.ts (weight decay 0: plain Adam, as SB3's
  * policies), and RMSprop in PyTorch's form for A2C (SB3's default optimizer for A2C,
  * `th.optim.RMSprop(alpha=0.99, eps=1e-5)`; Tieleman & Hinton, 2012):
  *   v <- alpha v + (1 - alpha) g^2;   p <- p - lr g / (sqrt(v) + eps)
  * Note that TensorFlow's RMSprop puts eps inside the square root; this one follows PyTorch.
  */
 import * as tf from '@tensorflow/tfjs';
-import { AdamW, clipGradNorm } from '../engine/optim.ts';
+import { AdamW, clipGradNorm } from '../engine/tfjs/optim.ts';
 
 /** PyTorch-form RMSprop (no momentum, not centred) with readable and restorable state. */
 export class RmsProp {

@@ -27,9 +27,9 @@ import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { Rng } from '../engine/rng.ts';
-import { readSafetensors, writeSafetensors, type SafetensorsTensor, toFloat32 } from '../engine/safetensors.ts';
-import { writeJsonAtomic } from '../engine/atomic.ts';
+import type { Rng } from '../core/rng.ts';
+import { readSafetensors, writeSafetensors, type SafetensorsTensor, toFloat32 } from '../core/safetensors.ts';
+import { writeJsonAtomic } from '../core/atomic.ts';
 import {
   CategoricalDistribution,
   DiagGaussianDistribution,

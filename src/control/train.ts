@@ -24,11 +24,11 @@
  * environment steps and wall-clock seconds since the start of training.
  */
 import { join } from 'node:path';
-import { describeEngine, initEngine, type EngineBackend } from '../engine/backend.ts';
-import { loadConfigFile, mergeConfig, parseConfig } from '../engine/config.ts';
-import { Rng } from '../engine/rng.ts';
+import { describeEngine, initEngine, type EngineBackend } from '../engine/tfjs/backend.ts';
+import { loadConfigFile, mergeConfig, parseConfig } from '../core/config.ts';
+import { Rng } from '../core/rng.ts';
 import { explainedVariance } from '../objectives/index.ts';
-import { writeJsonAtomic } from '../engine/atomic.ts';
+import { writeJsonAtomic } from '../core/atomic.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
 import { MetricsWriter, RUN_FILES } from '../report/metrics.ts';
 import { printRunHeader, TrainingProgress, type ProgressStream } from '../report/progress.ts';

@@ -34,7 +34,7 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../engine/atomic.ts';
+import { writeFileAtomic } from '../core/atomic.ts';
 import type { Tokenizer } from './tokenizer.ts';
 
 export const PAD_TOKEN = '<pad>';

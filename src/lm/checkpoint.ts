@@ -24,7 +24,7 @@ import {
   readSafetensors,
   toFloat32,
   serializeSafetensors,
-} from '../engine/safetensors.ts';
+} from '../core/safetensors.ts';
 import { type CausalLMConfig, parseConfig, toHfConfigJson } from './config.ts';
 import { CausalLM, type ParamSpec, parameterSpecs } from './model.ts';
 

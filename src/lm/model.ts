@@ -36,7 +36,7 @@
  * Deliberate simplifications: no dropout (RLVR fine-tuning runs without it), float32 only.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Rng } from '../engine/rng.ts';
+import type { Rng } from '../core/rng.ts';
 import { type CausalLMConfig, type ModelDims, hasQkvBias, modelDims } from './config.ts';
 import { KVCache } from './kv-cache.ts';
 

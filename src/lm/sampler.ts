@@ -32,7 +32,7 @@
  * before any work, so a seed fixes every completion whatever `batchSize` is.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Rng } from '../engine/rng.ts';
+import type { Rng } from '../core/rng.ts';
 import { KVCache } from './kv-cache.ts';
 import type { CausalLM } from './model.ts';
 import type { Tokenizer } from './tokenizer.ts';

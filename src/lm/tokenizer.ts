@@ -25,7 +25,7 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { PreTrainedTokenizer } from '@huggingface/transformers';
-import { writeFileAtomic } from '../engine/atomic.ts';
+import { writeFileAtomic } from '../core/atomic.ts';
 import { CHAR_TOKENIZER_MARKER, CharTokenizer } from './char-tokenizer.ts';
 
 export interface ChatMessage {

@@ -14,9 +14,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { Rng } from '../engine/rng.ts';
-import { parseSafetensors, serializeSafetensors } from '../engine/safetensors.ts';
-import { safetensorsFromTensor, tensorFromSafetensors } from '../engine/tensor.ts';
+import type { Rng } from '../core/rng.ts';
+import { parseSafetensors, serializeSafetensors } from '../core/safetensors.ts';
+import { safetensorsFromTensor, tensorFromSafetensors } from '../engine/tfjs/tensor.ts';
 import { causalLMFiles, loadCausalLM } from './checkpoint.ts';
 import type { CausalLM } from './model.ts';
 

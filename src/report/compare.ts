@@ -27,7 +27,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { writeFileAtomic } from '../engine/atomic.ts';
+import { writeFileAtomic } from '../core/atomic.ts';
 import { escapeHtml, formatCount, formatNumber } from './format.ts';
 import { METRIC_NAMES as M } from './metric-names.ts';
 import { readMetrics, RUN_FILES, type MetricRecord } from './metrics.ts';

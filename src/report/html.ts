@@ -9,7 +9,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { writeFileAtomic } from '../engine/atomic.ts';
+import { writeFileAtomic } from '../core/atomic.ts';
 import { escapeHtml, flattenConfig, formatDuration, formatNumber, formatValue } from './format.ts';
 import { readMetrics, readSamples, RUN_FILES, type MetricRecord, type SampleRecord } from './metrics.ts';
 import { lineChartSvg, type LineSeries } from './plot.ts';

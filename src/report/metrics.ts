@@ -9,7 +9,7 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { writeFileAtomic } from '../engine/atomic.ts';
+import { writeFileAtomic } from '../core/atomic.ts';
 
 /** File names inside a run folder. */
 export const RUN_FILES = {

@@ -14,7 +14,7 @@
  * also after a Ctrl-C with the runs finished so far.
  */
 import { join, resolve } from 'node:path';
-import { ConfigError } from '../engine/config.ts';
+import { ConfigError } from '../core/config.ts';
 import { type ComparisonRun, writeComparison } from '../report/compare.ts';
 import type { ProgressStream } from '../report/progress.ts';
 import type { GrpoConfig } from './grpo-config.ts';

@@ -11,7 +11,7 @@
 import { ANSWER_CLOSE, ANSWER_OPEN } from '../../datasets/arithmetic/generate.ts';
 import type { ScoreOptions } from '../../rewards/combine.ts';
 import type { RewardSpec, RewardValue } from '../../rewards/types.ts';
-import { Rng } from '../engine/rng.ts';
+import { Rng } from '../core/rng.ts';
 import type { Sampler } from '../lm/sampler.ts';
 import type { Tokenizer } from '../lm/tokenizer.ts';
 import type { EncodedPromptRow, SftExample } from './prompts.ts';

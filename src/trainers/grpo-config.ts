@@ -9,7 +9,7 @@
  * `ConfigError` whose lines name the field and the allowed values.
  */
 import { z } from 'zod';
-import { ConfigError, type ParseOptions, type ResolveOptions, defineConfig } from '../engine/config.ts';
+import { ConfigError, type ParseOptions, type ResolveOptions, defineConfig } from '../core/config.ts';
 import { int, optimizerFields, rlCrossFieldProblems, rolloutFields, runFields } from './rl-config.ts';
 
 export { ArithmeticGenerateSchema } from './rl-config.ts';

@@ -7,7 +7,7 @@
  * The sources of each choice are in docs/ppo.md.
  */
 import { z } from 'zod';
-import { ConfigError, type ParseOptions, type ResolveOptions, defineConfig } from '../engine/config.ts';
+import { ConfigError, type ParseOptions, type ResolveOptions, defineConfig } from '../core/config.ts';
 import { int, optimizerFields, rlCrossFieldProblems, rolloutFields, runFields } from './rl-config.ts';
 
 const unit = () => z.number().min(0).max(1);

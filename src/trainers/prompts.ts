@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { makeArithmeticSplits } from '../../datasets/arithmetic/generate.ts';
 import { parseJsonl } from '../../datasets/jsonl.ts';
-import type { Rng, RngState } from '../engine/rng.ts';
+import type { Rng, RngState } from '../core/rng.ts';
 import type { Tokenizer } from '../lm/tokenizer.ts';
 import type { SftGenerateConfig } from './sft-config.ts';
 

@@ -11,8 +11,8 @@
  */
 import { loadRewardFunction, rewardMetrics, scoreCompletions, type ScoreOptions, type ScoreResult } from '../../rewards/combine.ts';
 import type { RewardBatch, RewardSpec, RewardValue } from '../../rewards/types.ts';
-import { ConfigError } from '../engine/config.ts';
-import type { Rng } from '../engine/rng.ts';
+import { ConfigError } from '../core/config.ts';
+import type { Rng } from '../core/rng.ts';
 import type { Sampler } from '../lm/sampler.ts';
 import type { Tokenizer } from '../lm/tokenizer.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';

@@ -18,7 +18,7 @@
  */
 import { basename, join } from 'node:path';
 import type { Variable } from '@tensorflow/tfjs';
-import { AdamW, constantSchedule, type Schedule, warmupCosine, warmupLinear } from '../engine/optim.ts';
+import { AdamW, constantSchedule, type Schedule, warmupCosine, warmupLinear } from '../engine/tfjs/optim.ts';
 import { reportFromMetricsFile } from '../report/html.ts';
 import type { MetricsWriter, SampleWriter } from '../report/metrics.ts';
 import { type ProgressStream, TrainingProgress, printRunHeader } from '../report/progress.ts';

@@ -8,7 +8,7 @@
  * Both throw a `ConfigError` whose lines name the field and the allowed values.
  */
 import { z } from 'zod';
-import { ConfigError, type ParseOptions, type ResolveOptions, defineConfig } from '../engine/config.ts';
+import { ConfigError, type ParseOptions, type ResolveOptions, defineConfig } from '../core/config.ts';
 
 const int = () => z.number().int();
 

@@ -39,9 +39,9 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { ConfigError } from '../engine/config.ts';
-import { type AdamW, warmupCosine } from '../engine/optim.ts';
-import { Rng } from '../engine/rng.ts';
+import { ConfigError } from '../core/config.ts';
+import { type AdamW, warmupCosine } from '../engine/tfjs/optim.ts';
+import { Rng } from '../core/rng.ts';
 import { loadCausalLM } from '../lm/checkpoint.ts';
 import { CausalLM } from '../lm/model.ts';
 import { generate } from '../lm/sampler.ts';

@@ -6,7 +6,7 @@
  * Plus the minibatches an update pass draws from it, and SFT's right-padded batch of
  * [prompt | completion | EOS] sequences (`makeSftBatch`).
  */
-import type { Rng } from '../engine/rng.ts';
+import type { Rng } from '../core/rng.ts';
 import type { EncodedSftExample } from './prompts.ts';
 import type { CausalLM } from '../lm/model.ts';
 import { type LogprobBatch, type ValueModel, buildLogprobBatch, criticValuesNoGrad, logprobsNoGrad } from '../lm/token-stats.ts';

@@ -17,14 +17,14 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { AdamW } from '../engine/optim.ts';
-import { parseSafetensors, serializeSafetensors, type SafetensorsTensor } from '../engine/safetensors.ts';
-import { safetensorsFromTensor, tensorFromSafetensors } from '../engine/tensor.ts';
+import type { AdamW } from '../engine/tfjs/optim.ts';
+import { parseSafetensors, serializeSafetensors, type SafetensorsTensor } from '../core/safetensors.ts';
+import { safetensorsFromTensor, tensorFromSafetensors } from '../engine/tfjs/tensor.ts';
 import { saveCausalLM } from '../lm/checkpoint.ts';
 import type { CausalLM } from '../lm/model.ts';
-import { ConfigError } from '../engine/config.ts';
+import { ConfigError } from '../core/config.ts';
 import type { Tokenizer } from '../lm/tokenizer.ts';
-import { writeJsonAtomic } from '../engine/atomic.ts';
+import { writeJsonAtomic } from '../core/atomic.ts';
 import { MetricsWriter, RUN_FILES, SampleWriter } from '../report/metrics.ts';
 
 /** Each trainer's `format` tag in `trainer_state.json`, by its command name. */

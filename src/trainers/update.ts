@@ -6,7 +6,7 @@
  * good step; the run loop turns it into an error naming the last good checkpoint.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type AdamW, clipGradNorm } from '../engine/optim.ts';
+import { type AdamW, clipGradNorm } from '../engine/tfjs/optim.ts';
 
 /** The loss diverged: the update was not applied. */
 export class NonFiniteLossError extends Error {

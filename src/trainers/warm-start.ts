@@ -21,7 +21,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { makeArithmeticSplits, type ArithmeticExample } from '../../datasets/arithmetic/generate.ts';
 import { writeJsonl } from '../../datasets/jsonl.ts';
-import { Rng } from '../engine/rng.ts';
+import { Rng } from '../core/rng.ts';
 import type { ProgressStream } from '../report/progress.ts';
 import { ArithmeticGenerateSchema, type RlConfig } from './rl-config.ts';
 import { sftPreset } from './presets.ts';

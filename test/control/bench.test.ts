@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initEngine } from '../../src/engine/backend.ts';
+import { initEngine } from '../../src/engine/tfjs/backend.ts';
 import { benchJobs, benchTable, learningCurveSvg, median, resampleCurve, runControlBench, summarizeRuns, type BenchRun } from '../../src/control/bench.ts';
 import { lineChartSpec } from '../../src/report/plot.ts';
 

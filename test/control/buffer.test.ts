@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initEngine } from '../../src/engine/backend.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { initEngine } from '../../src/engine/tfjs/backend.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { RolloutBuffer, RolloutCollector } from '../../src/control/buffer.ts';
 import { makeVecEnv } from '../../src/control/envs/index.ts';
 import type { VecEnv, VecStepResult } from '../../src/control/envs/types.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { makeEnv } from '../../src/control/envs/index.ts';
 
 const f32 = Math.fround;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { cos, sin } from '../../src/control/envs/trig.ts';
 
 /** The next double above x (x finite, positive). */

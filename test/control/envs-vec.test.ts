@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { ENV_IDS, makeEnv, makeVecEnv, type Env, type EnvId } from '../../src/control/envs/index.ts';
 
 function randomActions(id: EnvId, n: number, rng: Rng): Int32Array | Float32Array {

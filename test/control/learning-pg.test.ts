@@ -2,7 +2,7 @@
 // seconds): the last fifth of the training episodes must average more than twice the
 // first fifth and well above a random policy's ~22.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initEngine } from '../../src/engine/backend.ts';
+import { initEngine } from '../../src/engine/tfjs/backend.ts';
 import { cartPoleLearningCurve, RANDOM_CARTPOLE_RETURN } from './learning-helpers.ts';
 
 beforeAll(async () => {

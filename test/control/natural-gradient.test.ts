@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initEngine } from '../../src/engine/backend.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { initEngine } from '../../src/engine/tfjs/backend.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { disposeBatch, type BatchTensors } from '../../src/control/algorithm.ts';
 import { backtrackingLineSearch, conjugateGradient, fisherVectorProduct, naturalGradientStep } from '../../src/control/natural-gradient.ts';
 import { ActorCritic, type PolicyActionSpace } from '../../src/control/policy.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { ObsNormalizer, RewardNormalizer, RunningMeanStd } from '../../src/control/normalize.ts';
 
 /** Two-pass mean and population variance of column k of row-major data. */

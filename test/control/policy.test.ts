@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initEngine } from '../../src/engine/backend.ts';
-import { Rng } from '../../src/engine/rng.ts';
-import { toFloat32 } from '../../src/engine/safetensors.ts';
+import { initEngine } from '../../src/engine/tfjs/backend.ts';
+import { Rng } from '../../src/core/rng.ts';
+import { toFloat32 } from '../../src/core/safetensors.ts';
 import { ObsNormalizer } from '../../src/control/normalize.ts';
 import { ActorCritic, loadPolicy, orthogonalMatrix, savePolicy, type PolicyActionSpace } from '../../src/control/policy.ts';
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initEngine } from '../../src/engine/backend.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { initEngine } from '../../src/engine/tfjs/backend.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { ALGORITHMS, type AlgoName } from '../../src/control/algorithm.ts';
 import { ALGORITHM_CONFIGS, createAlgorithm, type AnyControlConfig } from '../../src/control/algorithms/index.ts';
 import { createPpo, PpoConfig } from '../../src/control/algorithms/ppo.ts';

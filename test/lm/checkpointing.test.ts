@@ -5,8 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { initEngine } from '../../src/engine/backend.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { initEngine } from '../../src/engine/tfjs/backend.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { type CausalLMConfig, modelDims, tinyGpt2Config, tinyLlamaConfig } from '../../src/lm/config.ts';
 import { blockActivationBytes, CausalLM, CHECKPOINT_AUTO_BYTES } from '../../src/lm/model.ts';
 import { leftPad, maxAbsDiff } from './lm-helpers.ts';

@@ -1,6 +1,6 @@
 /** Shared helpers for the test/lm suites. */
 import * as tf from '@tensorflow/tfjs';
-import type { Rng } from '../../src/engine/rng.ts';
+import type { Rng } from '../../src/core/rng.ts';
 import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig } from '../../src/lm/config.ts';
 
 /** The deterministic pure-JS backend, silenced. */

@@ -5,8 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { initEngine } from '../../src/engine/backend.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { initEngine } from '../../src/engine/tfjs/backend.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig } from '../../src/lm/config.ts';
 import { CausalLM } from '../../src/lm/model.ts';
 import { leftPad } from './lm-helpers.ts';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { tinyGpt2Config } from '../../src/lm/config.ts';
 import { CausalLM } from '../../src/lm/model.ts';
 import { generate, sampleToken, samplingDistribution } from '../../src/lm/sampler.ts';

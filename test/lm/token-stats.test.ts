@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { CausalLM } from '../../src/lm/model.ts';
 import { type ValueModel, allRows, batchLogprobs, buildLogprobBatch, criticTokenValues, criticValuesNoGrad, logprobsNoGrad, policyTokenStats } from '../../src/lm/token-stats.ts';
 import { ValueHead } from '../../src/lm/value-head.ts';

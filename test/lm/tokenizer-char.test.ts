@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { AutoTokenizer, env } from '@huggingface/transformers';
 import { CharTokenizer } from '../../src/lm/char-tokenizer.ts';
 import { loadTokenizer } from '../../src/lm/tokenizer.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 
 let work: string;
 beforeAll(async () => {

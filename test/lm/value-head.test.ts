@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
-import { fromFloat32, parseSafetensors, serializeSafetensors, toFloat32 } from '../../src/engine/safetensors.ts';
+import { Rng } from '../../src/core/rng.ts';
+import { fromFloat32, parseSafetensors, serializeSafetensors, toFloat32 } from '../../src/core/safetensors.ts';
 import { ValueHead } from '../../src/lm/value-head.ts';
 import { useCpu } from './lm-helpers.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { groupAdvantages, groupStats } from '../../src/objectives/group.ts';
 import { expectClose } from './helpers.ts';
 

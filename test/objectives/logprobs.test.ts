@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { logSoftmax, tokenLogprobs } from '../../src/objectives/logprobs.ts';
 import { expectClose, logSumExp64, normals } from './helpers.ts';
 

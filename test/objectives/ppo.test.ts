@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { aggregateLoss, clippedSurrogate, maskedMean, valueLoss } from '../../src/objectives/ppo.ts';
 import { expectClose } from './helpers.ts';
 

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { categoricalEntropy } from '../../src/objectives/entropy.ts';
 import { grpoLoss } from '../../src/objectives/grpo-loss.ts';
 import { tokenLogprobs } from '../../src/objectives/logprobs.ts';

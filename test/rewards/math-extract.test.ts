@@ -3,7 +3,7 @@
  * option validation, and behaviour on hostile input (bounded, never throwing).
  */
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { extractAnswer, parseAnswer, verifyMath, type MathAnswer } from '../../rewards/math/index.ts';
 
 describe('extractAnswer', () => {

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { arithmeticTokenizer } from '../../src/trainers/from-scratch.ts';
 import type { RewardBatch, RewardSpec } from '../../rewards/types.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 import type { GenerateOptions, GenerationResult, Sampler } from '../../src/lm/sampler.ts';
 import { collectStep, informativeGroups } from '../../src/trainers/grpo.ts';
 import type { EncodedPromptRow } from '../../src/trainers/prompts.ts';

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { arithmeticTokenizer } from '../../src/trainers/from-scratch.ts';
 import type { RewardBatch, RewardSpec } from '../../rewards/types.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { loadCausalLM, saveCausalLM } from '../../src/lm/checkpoint.ts';
 import { tinyGpt2Config } from '../../src/lm/config.ts';
 import { CausalLM } from '../../src/lm/model.ts';

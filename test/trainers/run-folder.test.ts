@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/engine/config.ts';
+import { ConfigError } from '../../src/core/config.ts';
 import { parseSftConfig } from '../../src/trainers/sft-config.ts';
 import { trainSft } from '../../src/trainers/sft.ts';
 import { checkRunFolder, existingRunFiles, prepareRunFolder } from '../../src/trainers/trainer-state.ts';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AdamW } from '../../src/engine/optim.ts';
+import { AdamW } from '../../src/engine/tfjs/optim.ts';
 import { readMetrics } from '../../src/report/metrics.ts';
 import type { ProgressStream } from '../../src/report/progress.ts';
 import { type RunLoopOptions, type StepRecord, runLoop } from '../../src/trainers/run.ts';

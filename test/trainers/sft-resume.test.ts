@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arithmeticTokenizer } from '../../src/trainers/from-scratch.ts';
-import { readSafetensors } from '../../src/engine/safetensors.ts';
+import { readSafetensors } from '../../src/core/safetensors.ts';
 import { loadCausalLM } from '../../src/lm/checkpoint.ts';
 import { CharTokenizer } from '../../src/lm/char-tokenizer.ts';
 import { loadTokenizer } from '../../src/lm/tokenizer.ts';

@@ -12,9 +12,9 @@
  * gradient uses the whole rollout as one batch. NPG and TRPO share `naturalGradientStep`.
  */
 import { z } from 'zod';
-import { defineConfig } from '../../engine/config.ts';
-import { AdamW } from '../../engine/optim.ts';
-import type { Rng } from '../../engine/rng.ts';
+import { defineConfig } from '../../core/config.ts';
+import { AdamW } from '../../engine/tfjs/optim.ts';
+import type { Rng } from '../../core/rng.ts';
 import { disposeBatch, fitValueFunction, uploadBatch, type ControlAlgorithm, type UpdateResult } from '../algorithm.ts';
 import { minibatchAdvantages, type RolloutBuffer } from '../buffer.ts';
 import { fields } from '../config.ts';

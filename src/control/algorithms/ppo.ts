@@ -20,9 +20,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { defineConfig } from '../../engine/config.ts';
-import { AdamW } from '../../engine/optim.ts';
-import type { Rng } from '../../engine/rng.ts';
+import { defineConfig } from '../../core/config.ts';
+import { AdamW } from '../../engine/tfjs/optim.ts';
+import type { Rng } from '../../core/rng.ts';
 import { clippedSurrogate, valueLoss } from '../../objectives/index.ts';
 import { approxKlTensor, disposeBatch, logProbOf, mse, uploadBatch, type ControlAlgorithm, type UpdateResult } from '../algorithm.ts';
 import { minibatchAdvantages, type RolloutBuffer } from '../buffer.ts';

@@ -15,8 +15,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { defineConfig } from '../../engine/config.ts';
-import { AdamW } from '../../engine/optim.ts';
+import { defineConfig } from '../../core/config.ts';
+import { AdamW } from '../../engine/tfjs/optim.ts';
 import { approxKlOf, disposeBatch, logProbOf, mse, uploadBatch, type ControlAlgorithm, type UpdateResult } from '../algorithm.ts';
 import { minibatchAdvantages, type RolloutBuffer } from '../buffer.ts';
 import { fields } from '../config.ts';

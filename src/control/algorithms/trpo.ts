@@ -10,7 +10,7 @@
  * policy is left unchanged. The critic is fitted as in NPG.
  */
 import { z } from 'zod';
-import { defineConfig } from '../../engine/config.ts';
+import { defineConfig } from '../../core/config.ts';
 import type { ControlAlgorithm } from '../algorithm.ts';
 import type { ActorCritic } from '../policy.ts';
 import { createNaturalGradientAlgorithm, NpgConfig } from './npg.ts';

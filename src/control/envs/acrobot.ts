@@ -18,7 +18,7 @@
  *
  * Deliberate simplification: Gymnasium's `torque_noise_max` is 0 by default and is left out.
  */
-import type { Rng } from '../../engine/rng.ts';
+import type { Rng } from '../../core/rng.ts';
 import { box, type ActionArray, type EnvKernel, type EnvSpec } from './kernel.ts';
 import { cos, sin } from './trig.ts';
 

@@ -20,7 +20,7 @@
  * Every expression below keeps Gymnasium's operation order so that the float64 results
  * agree bit for bit (given the same sin/cos).
  */
-import type { Rng } from '../../engine/rng.ts';
+import type { Rng } from '../../core/rng.ts';
 import { box, type ActionArray, type EnvKernel, type EnvSpec } from './kernel.ts';
 import { cos, sin } from './trig.ts';
 

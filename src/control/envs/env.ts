@@ -4,7 +4,7 @@
  * none after the episode ended) and action validation with errors that name the
  * environment and the problem.
  */
-import { Rng } from '../../engine/rng.ts';
+import { Rng } from '../../core/rng.ts';
 import type { ActionArray, EnvKernel, EnvSpec } from './kernel.ts';
 import type { ActionSpace, Env, EnvId, ObservationSpace, StepResult } from './types.ts';
 

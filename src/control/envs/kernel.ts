@@ -7,7 +7,7 @@
  * seeds or errors: actions reach it already validated. Keeping the loop inside each
  * environment's own file keeps every call site in it monomorphic, so V8 can inline it.
  */
-import type { Rng } from '../../engine/rng.ts';
+import type { Rng } from '../../core/rng.ts';
 import type { ActionSpace, EnvId, ObservationSpace } from './types.ts';
 
 export type ActionArray = Int32Array | Float32Array | Float64Array;

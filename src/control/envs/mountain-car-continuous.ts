@@ -33,7 +33,7 @@
  * representable in float32 (as every state reached by a step is) and as float64 otherwise
  * (as a fresh reset state is), so a trajectory replays from `getState()` exactly.
  */
-import type { Rng } from '../../engine/rng.ts';
+import type { Rng } from '../../core/rng.ts';
 import { box, type ActionArray, type EnvKernel, type EnvSpec } from './kernel.ts';
 import { GOAL_VELOCITY, GRAVITY, MAX_POSITION, MAX_SPEED, MIN_POSITION, MountainCarState, mountainCarObservationSpace } from './mountain-car-track.ts';
 

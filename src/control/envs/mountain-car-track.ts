@@ -9,7 +9,7 @@
  * MountainCarContinuous-v0 follows NumPy 2's float32 promotion rules value by value, and
  * keeping each loop in its own class keeps it monomorphic.
  */
-import type { Rng } from '../../engine/rng.ts';
+import type { Rng } from '../../core/rng.ts';
 import { box } from './kernel.ts';
 
 export const MIN_POSITION = -1.2;

@@ -17,7 +17,7 @@
  * in [-pi, pi), theta_dot uniform in [-1, 1). The action is used at the precision it is
  * given (a JS number is a float64: this equals Gymnasium fed a float64 action array).
  */
-import type { Rng } from '../../engine/rng.ts';
+import type { Rng } from '../../core/rng.ts';
 import { box, type ActionArray, type EnvKernel, type EnvSpec } from './kernel.ts';
 import { cos, sin } from './trig.ts';
 

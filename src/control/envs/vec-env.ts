@@ -12,7 +12,7 @@
  * episodes as a single env reset with `reset(seed + i)` and then `reset()` after each
  * episode (Gymnasium's vector envs seed their copies the same way).
  */
-import { Rng } from '../../engine/rng.ts';
+import { Rng } from '../../core/rng.ts';
 import { checkSeed, checkState, discreteActionProblem } from './env.ts';
 import type { EnvKernel, EnvSpec } from './kernel.ts';
 import type { ActionSpace, EnvId, EpisodeStats, ObservationSpace, VecEnv, VecStepResult } from './types.ts';

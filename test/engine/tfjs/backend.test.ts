@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { describeEngine, initEngine, type EngineInfo } from '../../src/engine/backend.ts';
-import { WASM_FIX_NAMES } from '../../src/engine/wasm-fixes.ts';
+import { describeEngine, initEngine, type EngineInfo } from '../../../src/engine/tfjs/backend.ts';
+import { WASM_FIX_NAMES } from '../../../src/engine/tfjs/wasm-fixes.ts';
 
 function installed(pkg: string): boolean {
   try {

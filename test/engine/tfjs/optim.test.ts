@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AdamW, clipGradNorm, constantSchedule, warmupCosine, warmupLinear } from '../../src/engine/optim.ts';
+import { AdamW, clipGradNorm, constantSchedule, warmupCosine, warmupLinear } from '../../../src/engine/tfjs/optim.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

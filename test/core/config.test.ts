@@ -14,7 +14,7 @@ import {
   parseConfig,
   parseSetOverrides,
   type ConfigOf,
-} from '../../src/engine/config.ts';
+} from '../../src/core/config.ts';
 
 /** An example trainer config: every field documented, with its default and range. */
 const ExampleConfig = defineConfig(

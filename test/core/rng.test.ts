@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/core/rng.ts';
 
 /** Independent xoshiro128** written with BigInt arithmetic, straight from the reference C code. */
 function referenceXoshiro(state: bigint[], n: number): number[] {

@@ -15,7 +15,7 @@ import {
   toFloat32,
   writeSafetensors,
   type SafetensorsTensor,
-} from '../../src/engine/safetensors.ts';
+} from '../../src/core/safetensors.ts';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/safetensors/numpy-written.safetensors', import.meta.url));
 

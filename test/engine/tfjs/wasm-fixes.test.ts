@@ -4,8 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
-import { applyWasmFixes, WASM_FIX_NAMES } from '../../src/engine/wasm-fixes.ts';
+import { Rng } from '../../../src/core/rng.ts';
+import { applyWasmFixes, WASM_FIX_NAMES } from '../../../src/engine/tfjs/wasm-fixes.ts';
 
 type Arr = { shape: number[]; values: number[] };
 

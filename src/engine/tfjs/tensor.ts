@@ -5,9 +5,9 @@
  * never from `tf.random*`: the same seed gives the same values on every backend.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Rng } from './rng.ts';
-import type { SafetensorsDType, SafetensorsTensor } from './safetensors.ts';
-import { fromFloat32, toFloat32 } from './safetensors.ts';
+import type { Rng } from '../../core/rng.ts';
+import type { SafetensorsDType, SafetensorsTensor } from '../../core/safetensors.ts';
+import { fromFloat32, toFloat32 } from '../../core/safetensors.ts';
 
 /** Number of elements of a shape ([] is a scalar: 1). Throws on a dimension that is not a non-negative integer. */
 export function numElements(shape: readonly number[]): number {

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initEngine } from '../../src/engine/backend.ts';
-import { Rng } from '../../src/engine/rng.ts';
-import type { SafetensorsTensor } from '../../src/engine/safetensors.ts';
+import { initEngine } from '../../../src/engine/tfjs/backend.ts';
+import { Rng } from '../../../src/core/rng.ts';
+import type { SafetensorsTensor } from '../../../src/core/safetensors.ts';
 import {
   assertShape,
   numElements,
@@ -10,7 +10,7 @@ import {
   randomUniform,
   safetensorsFromTensor,
   tensorFromSafetensors,
-} from '../../src/engine/tensor.ts';
+} from '../../../src/engine/tfjs/tensor.ts';
 
 beforeAll(async () => {
   await initEngine({ backend: 'cpu', quiet: true });
