@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describeEngine, initEngine, type EngineBackend } from '../src/engine/tfjs/backend.ts';
 import { Rng } from '../src/core/rng.ts';
 import { randomNormal } from '../src/engine/tfjs/tensor.ts';
-import { applyWasmFixes, removeWasmFixes } from '../src/engine/tfjs/wasm-fixes.ts';
+import { applyWasmFixes, removeWasmFixes } from '../src/engine/tfjs/kernels/matmul.ts';
 import { tinyGpt2Config } from '../src/lm/config.ts';
 import { CausalLM } from '../src/lm/model.ts';
 
