@@ -287,9 +287,149 @@ export interface GenerationResult {
  * header for the exact procedure. Synchronous. Leaves no tensors behind.
  */
 export function generate(model: CausalLM, prompts: number[][], options: GenerateOptions): GenerationResult {
-  const V = model.dims.vocabSize;
+  const plan = planGeneration(prompts, options, modelLimits(model));
+  for (const chunk of plan.chunks()) {
+    const backend = tfjsDecoder(model);
+    try {
+      const loop = decodeChunk(plan, chunk.s0, chunk.s1);
+      let r = loop.next();
+      while (!r.done) r = loop.next(runRequestSync(backend, r.value));
+    } finally {
+      backend.dispose();
+    }
+  }
+  return plan.result;
+}
+
+/**
+ * What a decoding engine provides to the shared generation loop (`generateWith`): a KV-cached
+ * forward over a batch of rows that returns last-position logits [rows, V] as one
+ * Float32Array. Methods may be synchronous or return promises.
+ */
+export interface DecodeBackend {
+  /**
+   * Start a cache for `U` left-padded prompts ids/mask [U, width] (mask 1 = real token) with
+   * room for `maxLength` positions, and return the logits of each prompt's last position.
+   */
+  prefill(ids: Int32Array, mask: Int32Array, U: number, width: number, maxLength: number): Float32Array | Promise<Float32Array>;
+  /** Keep cache rows `rows`, in that order (rows may repeat: prompts fanned out to K completions). */
+  selectRows(rows: Int32Array): void | Promise<void>;
+  /** Append one real token per row (`next`, length = current rows) and return the logits [rows, V]. */
+  step(next: Int32Array): Float32Array | Promise<Float32Array>;
+  dispose(): void;
+}
+
+/** The limits generation checks prompts against. */
+export interface DecoderLimits {
+  vocabSize: number;
+  maxPositions: number;
+  /** The config field holding maxPositions, for error messages (`n_positions`, `max_position_embeddings`). */
+  positionsField: string;
+}
+
+export function modelLimits(model: CausalLM): DecoderLimits {
+  return {
+    vocabSize: model.dims.vocabSize,
+    maxPositions: model.dims.maxPositions,
+    positionsField: model.config.model_type === 'gpt2' ? 'n_positions' : 'max_position_embeddings',
+  };
+}
+
+export interface GenerateWithOptions extends GenerateOptions {
+  /** Checked between tokens: when aborted, generation stops and the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/**
+ * `generate` over any `DecodeBackend` (one backend per chunk of `batchSize` sequences, made
+ * by `makeBackend`): the same procedure, seeds and results as the tfjs `generate`, with the
+ * engine doing the forward passes. Between tokens the event loop runs (signal handlers,
+ * progress) and `signal` is checked.
+ */
+export async function generateWith(
+  makeBackend: () => DecodeBackend | Promise<DecodeBackend>,
+  limits: DecoderLimits,
+  prompts: number[][],
+  options: GenerateWithOptions,
+): Promise<GenerationResult> {
+  const plan = planGeneration(prompts, options, limits);
+  for (const chunk of plan.chunks()) {
+    const backend = await makeBackend();
+    try {
+      const loop = decodeChunk(plan, chunk.s0, chunk.s1);
+      let r = loop.next();
+      while (!r.done) {
+        options.signal?.throwIfAborted();
+        r = loop.next(await runRequest(backend, r.value));
+      }
+    } finally {
+      backend.dispose();
+    }
+  }
+  return plan.result;
+}
+
+type DecodeRequest =
+  | { op: 'prefill'; ids: Int32Array; mask: Int32Array; U: number; width: number; maxLength: number }
+  | { op: 'select'; rows: Int32Array }
+  | { op: 'step'; next: Int32Array };
+
+function runRequestSync(b: DecodeBackend, q: DecodeRequest): Float32Array | null {
+  const out = q.op === 'prefill' ? b.prefill(q.ids, q.mask, q.U, q.width, q.maxLength) : q.op === 'select' ? b.selectRows(q.rows) : b.step(q.next);
+  if (out instanceof Promise) throw new Error('generate: this backend is asynchronous; use generateWith');
+  return out ?? null;
+}
+
+async function runRequest(b: DecodeBackend, q: DecodeRequest): Promise<Float32Array | null> {
+  const out = q.op === 'prefill' ? b.prefill(q.ids, q.mask, q.U, q.width, q.maxLength) : q.op === 'select' ? b.selectRows(q.rows) : b.step(q.next);
+  return (await out) ?? null;
+}
+
+/** A `DecodeBackend` over a tfjs `CausalLM` and its `KVCache`. */
+function tfjsDecoder(model: CausalLM): DecodeBackend {
+  let cache: KVCache | null = null;
+  return {
+    prefill(ids, mask, U, width, maxLength) {
+      cache = model.createCache(U, maxLength);
+      const idsT = tf.tensor2d(ids, [U, width], 'int32');
+      const maskT = tf.tensor2d(mask, [U, width], 'int32');
+      const out = model.forwardCached(idsT, cache, { attentionMask: maskT, lastOnly: true }); // [U, 1, V]
+      const logits = out.dataSync() as Float32Array;
+      tf.dispose([idsT, maskT, out]);
+      return logits;
+    },
+    selectRows(rows) {
+      cache = selectRows(cache!, rows);
+    },
+    step(next) {
+      const stepIds = tf.tensor2d(next, [next.length, 1], 'int32');
+      const out = model.forwardCached(stepIds, cache!); // [B, 1, V]
+      const logits = out.dataSync() as Float32Array;
+      tf.dispose([stepIds, out]);
+      return logits;
+    },
+    dispose() {
+      cache?.dispose();
+      cache = null;
+    },
+  };
+}
+
+/** Validated options, the per-sequence generators and the result being filled. */
+interface GenerationPlan {
+  prompts: number[][];
+  o: ValidOptions;
+  V: number;
+  rngs: Rng[];
+  result: GenerationResult;
+  scratch: Scratch;
+  chunks(): { s0: number; s1: number }[];
+}
+
+function planGeneration(prompts: number[][], options: GenerateOptions, limits: DecoderLimits): GenerationPlan {
+  const V = limits.vocabSize;
   const o = validateGenerateOptions(options, V);
-  checkPrompts('generate', prompts, V, model, o.maxNewTokens);
+  checkPrompts('generate', prompts, limits, o.maxNewTokens);
   const K = o.numGenerations;
   const N = prompts.length * K;
   const rngs = Array.from({ length: N }, () => o.rng.fork());
@@ -303,11 +443,15 @@ export function generate(model: CausalLM, prompts: number[][], options: Generate
     padTokenId: o.padTokenId,
   };
   const bs = o.batchSize ?? N;
-  const scratch = new Scratch(V);
-  for (let start = 0; start < N; start += bs) {
-    generateChunk(model, prompts, start, Math.min(N, start + bs), o, rngs, result, scratch);
-  }
-  return result;
+  return {
+    prompts,
+    o,
+    V,
+    rngs,
+    result,
+    scratch: new Scratch(V),
+    chunks: () => Array.from({ length: Math.ceil(N / bs) }, (_, i) => ({ s0: i * bs, s1: Math.min(N, (i + 1) * bs) })),
+  };
 }
 
 interface ValidOptions extends GenerateOptions {
@@ -343,10 +487,9 @@ function validateGenerateOptions(options: GenerateOptions, V: number): ValidOpti
   return { ...options, eos: new Set(ids) };
 }
 
-function checkPrompts(where: string, prompts: number[][], V: number, model: CausalLM, extra: number): void {
+function checkPrompts(where: string, prompts: number[][], limits: DecoderLimits, extra: number): void {
   if (!Array.isArray(prompts) || prompts.length === 0) throw new Error(`${where}: prompts must be a non-empty array of token-id arrays`);
-  const maxPos = model.dims.maxPositions;
-  const field = model.config.model_type === 'gpt2' ? 'n_positions' : 'max_position_embeddings';
+  const { vocabSize: V, maxPositions: maxPos, positionsField: field } = limits;
   prompts.forEach((p, i) => {
     if (!Array.isArray(p) || p.length === 0) throw new Error(`${where}: prompts[${i}] is empty (every prompt needs at least one token, e.g. BOS)`);
     for (let t = 0; t < p.length; t++) {
@@ -375,19 +518,14 @@ function selectRows(cache: KVCache, rows: Int32Array): KVCache {
   return out;
 }
 
-/** Generate sequences [s0, s1) of the group-contiguous layout into `result`. */
-function generateChunk(
-  model: CausalLM,
-  prompts: number[][],
-  s0: number,
-  s1: number,
-  o: ValidOptions,
-  rngs: Rng[],
-  result: GenerationResult,
-  scratch: Scratch,
-): void {
+/**
+ * Sequences [s0, s1) of the group-contiguous layout, written into `plan.result`: a generator
+ * that yields each forward it needs (prefill, row selection, decode step) and receives the
+ * logits, so one loop serves synchronous and asynchronous engines.
+ */
+function* decodeChunk(plan: GenerationPlan, s0: number, s1: number): Generator<DecodeRequest, void, Float32Array | null> {
+  const { prompts, o, V, rngs, result, scratch } = plan;
   const K = o.numGenerations;
-  const V = model.dims.vocabSize;
   const firstPrompt = Math.floor(s0 / K);
   const U = Math.floor((s1 - 1) / K) - firstPrompt + 1; // distinct prompts in the chunk
   let width = 0;
@@ -404,82 +542,70 @@ function generateChunk(
       mask[u * width + pad + t] = 1;
     }
   }
-  let cache = model.createCache(U, width + o.maxNewTokens - 1);
-  let logits: Float32Array; // [B, V], row r = current sequence rows[r]
   let B = s1 - s0;
   let rows = Int32Array.from({ length: B }, (_, r) => s0 + r); // sequence index of each batch row
-  try {
-    const idsT = tf.tensor2d(ids, [U, width], 'int32');
-    const maskT = tf.tensor2d(mask, [U, width], 'int32');
-    const prefill = model.forwardCached(idsT, cache, { attentionMask: maskT, lastOnly: true }); // [U, 1, V]
-    const uniqueLogits = prefill.dataSync() as Float32Array;
-    tf.dispose([idsT, maskT, prefill]);
-    if (U === B) {
-      logits = uniqueLogits;
-    } else {
-      const fromUnique = rows.map((s) => Math.floor(s / K) - firstPrompt);
-      logits = new Float32Array(B * V);
-      for (let r = 0; r < B; r++) logits.set(uniqueLogits.subarray(fromUnique[r]! * V, (fromUnique[r]! + 1) * V), r * V);
-      cache = selectRows(cache, fromUnique);
-    }
+  const uniqueLogits = (yield { op: 'prefill', ids, mask, U, width, maxLength: width + o.maxNewTokens - 1 })!; // [U, V]
+  let logits: Float32Array; // [B, V], row r = current sequence rows[r]
+  if (U === B) {
+    logits = uniqueLogits;
+  } else {
+    const fromUnique = rows.map((s) => Math.floor(s / K) - firstPrompt);
+    logits = new Float32Array(B * V);
+    for (let r = 0; r < B; r++) logits.set(uniqueLogits.subarray(fromUnique[r]! * V, (fromUnique[r]! + 1) * V), r * V);
+    yield { op: 'select', rows: fromUnique };
+  }
 
-    const lps: number[][] = Array.from({ length: B }, () => []);
-    const done = new Uint8Array(B);
-    let numDone = 0;
-    const next = new Int32Array(B);
-    for (let step = 0; step < o.maxNewTokens; step++) {
-      for (let r = 0; r < B; r++) {
-        if (done[r]) continue;
-        const s = rows[r]!;
-        const { token, logprob } = sampleRow(logits, r * V, V, o, rngs[s]!, scratch);
-        const completion = result.completionIds[s]!;
-        completion.push(token);
-        lps[s - s0]!.push(logprob);
-        next[r] = token;
-        let reason: FinishReason | null = null;
-        if (o.eos.has(token)) reason = 'eos';
-        else if (o.stop && o.stop.strings.length > 0) {
-          const text = o.stop.decode(completion);
-          if (o.stop.strings.some((x) => text.includes(x))) reason = 'stop';
-        }
-        if (reason) {
-          result.finishReasons[s] = reason;
-          done[r] = 1;
-          numDone++;
-        }
+  const lps: number[][] = Array.from({ length: B }, () => []);
+  const done = new Uint8Array(B);
+  let numDone = 0;
+  const next = new Int32Array(B);
+  for (let step = 0; step < o.maxNewTokens; step++) {
+    for (let r = 0; r < B; r++) {
+      if (done[r]) continue;
+      const s = rows[r]!;
+      const { token, logprob } = sampleRow(logits, r * V, V, o, rngs[s]!, scratch);
+      const completion = result.completionIds[s]!;
+      completion.push(token);
+      lps[s - s0]!.push(logprob);
+      next[r] = token;
+      let reason: FinishReason | null = null;
+      if (o.eos.has(token)) reason = 'eos';
+      else if (o.stop && o.stop.strings.length > 0) {
+        const text = o.stop.decode(completion);
+        if (o.stop.strings.some((x) => text.includes(x))) reason = 'stop';
       }
-      if (numDone === B || step === o.maxNewTokens - 1) break;
+      if (reason) {
+        result.finishReasons[s] = reason;
+        done[r] = 1;
+        numDone++;
+      }
+    }
+    if (numDone === B || step === o.maxNewTokens - 1) break;
 
-      // Drop ended rows once they are an eighth of the batch: one row gather of the cache
-      // against forwards over rows whose output is thrown away.
-      if (numDone > 0 && numDone * 8 >= B) {
-        const keep = new Int32Array(B - numDone);
-        let j = 0;
-        for (let r = 0; r < B; r++) if (!done[r]) keep[j++] = r;
-        cache = selectRows(cache, keep);
-        const nextRows = new Int32Array(keep.length);
-        for (let i = 0; i < keep.length; i++) {
-          const r = keep[i]!;
-          nextRows[i] = rows[r]!;
-          next[i] = next[r]!;
-        }
-        rows = nextRows;
-        B = keep.length;
-        done.fill(0);
-        numDone = 0;
+    // Drop ended rows once they are an eighth of the batch: one row gather of the cache
+    // against forwards over rows whose output is thrown away.
+    if (numDone > 0 && numDone * 8 >= B) {
+      const keep = new Int32Array(B - numDone);
+      let j = 0;
+      for (let r = 0; r < B; r++) if (!done[r]) keep[j++] = r;
+      yield { op: 'select', rows: keep };
+      const nextRows = new Int32Array(keep.length);
+      for (let i = 0; i < keep.length; i++) {
+        const r = keep[i]!;
+        nextRows[i] = rows[r]!;
+        next[i] = next[r]!;
       }
-      for (let r = 0; r < B; r++) if (done[r]) next[r] = o.padTokenId;
-      const stepIds = tf.tensor2d(next.subarray(0, B), [B, 1], 'int32');
-      const out = model.forwardCached(stepIds, cache); // [B, 1, V]
-      logits = out.dataSync() as Float32Array;
-      tf.dispose([stepIds, out]);
+      rows = nextRows;
+      B = keep.length;
+      done.fill(0);
+      numDone = 0;
     }
-    for (let s = s0; s < s1; s++) {
-      result.logprobs[s] = Float32Array.from(lps[s - s0]!);
-      result.truncated[s] = result.finishReasons[s] === 'length';
-    }
-  } finally {
-    cache.dispose();
+    for (let r = 0; r < B; r++) if (done[r]) next[r] = o.padTokenId;
+    logits = (yield { op: 'step', next: next.slice(0, B) })!;
+  }
+  for (let s = s0; s < s1; s++) {
+    result.logprobs[s] = Float32Array.from(lps[s - s0]!);
+    result.truncated[s] = result.finishReasons[s] === 'length';
   }
 }
 
