@@ -6,7 +6,7 @@
  * 1. Square fp32 matmul GFLOP/s (2 n^3 flops) at n = 256, 512, 1024 on every backend that
  *    loads (cpu, wasm, and tensorflow / tensorflow-gpu when @tensorflow/tfjs-node(-gpu) is
  *    installed). On wasm also the transposed products (a b^T, a^T b), with and without
- *    the kernel fixes of src/engine/tfjs/wasm-fixes.ts.
+ *    the kernel fixes of src/engine/tfjs/kernels/.
  * 2. Training throughput of a 4-layer GPT-2-style causal LM (src/lm/model.ts, vocabulary
  *    256, 4 heads, MLP 4d, tied embeddings) at d = 128 and d = 256 on a batch of 64 x 32
  *    tokens: one full forward + backward + plain SGD update per step. Effective GFLOP/s is
@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describeEngine, initEngine, type EngineBackend } from '../src/engine/tfjs/backend.ts';
 import { Rng } from '../src/core/rng.ts';
 import { randomNormal } from '../src/engine/tfjs/tensor.ts';
-import { applyWasmFixes, removeWasmFixes } from '../src/engine/tfjs/kernels/matmul.ts';
+import { applyWasmFixes, removeWasmFixes } from '../src/engine/tfjs/kernels/index.ts';
 import { tinyGpt2Config } from '../src/lm/config.ts';
 import { CausalLM } from '../src/lm/model.ts';
 

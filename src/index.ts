@@ -147,7 +147,7 @@ export {
 
 // engine: backend, wasm kernel fixes, safetensors, tensor helpers
 export { initEngine, describeEngine, type EngineBackend, type EngineInfo, type EngineOptions } from './engine/tfjs/backend.ts';
-export { applyWasmFixes } from './engine/tfjs/kernels/matmul.ts';
+export { applyWasmFixes } from './engine/tfjs/kernels/index.ts';
 export {
   parseSafetensors,
   readSafetensors,
@@ -427,5 +427,5 @@ export {
 } from './control/bench.ts';
 
 // engine performance: wasm kernel fixes (cost model, restore) and gradient checkpointing of the lm blocks
-export { removeWasmFixes, wasmFixesApplied, WASM_FIX_NAMES, splitBatchPays, UNCACHED_B_MIN_ROWS } from './engine/tfjs/kernels/matmul.ts';
+export { removeWasmFixes, wasmFixesApplied, WASM_FIX_NAMES, splitBatchPays, UNCACHED_B_MIN_ROWS } from './engine/tfjs/kernels/index.ts';
 export { blockActivationBytes, CHECKPOINT_AUTO_BYTES } from './lm/model.ts';

@@ -5,7 +5,7 @@
  *   1. tensorflow-gpu  @tensorflow/tfjs-node-gpu (libtensorflow with CUDA)
  *   2. tensorflow      @tensorflow/tfjs-node (libtensorflow on the CPU)
  *   3. wasm            @tensorflow/tfjs-backend-wasm (XNNPACK), with the kernel fixes of
- *                      wasm-fixes.ts; the default on machines without libtensorflow
+ *                      kernels/; the default on machines without libtensorflow
  *   4. cpu             the pure-JavaScript backend (about 20x slower than wasm)
  * The two native packages are optional peers: their install script downloads
  * libtensorflow, which needs internet at install time, so they are loaded with a dynamic
@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
-import { applyWasmFixes } from './kernels/matmul.ts';
+import { applyWasmFixes } from './kernels/index.ts';
 
 export type EngineBackend = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { describeEngine, initEngine, type EngineInfo } from '../../../src/engine/tfjs/backend.ts';
-import { WASM_FIX_NAMES } from '../../../src/engine/tfjs/kernels/matmul.ts';
+import { WASM_FIX_NAMES } from '../../../src/engine/tfjs/kernels/index.ts';
 
 function installed(pkg: string): boolean {
   try {

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyWasmFixes, removeWasmFixes, wasmFixesApplied } from '../../../src/engine/tfjs/kernels/matmul.ts';
+import { applyWasmFixes, removeWasmFixes, wasmFixesApplied } from '../../../src/engine/tfjs/kernels/index.ts';
 
 const seen: Array<{ kernel: string; transposeA: boolean; transposeB: boolean; aShape: number[]; bShape: number[] }> = [];
 const originals = new Map<string, tf.KernelConfig>();

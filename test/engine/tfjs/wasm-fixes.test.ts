@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../../src/core/rng.ts';
-import { applyWasmFixes, WASM_FIX_NAMES } from '../../../src/engine/tfjs/kernels/matmul.ts';
+import { applyWasmFixes, WASM_FIX_NAMES } from '../../../src/engine/tfjs/kernels/index.ts';
 
 type Arr = { shape: number[]; values: number[] };
 
