@@ -5,6 +5,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeEngine, initEngine } from '../../src/engine/tfjs/backend.ts';
+import { SUPPORTED_MODEL_TYPES } from '../../src/lm/config.ts';
 import type { ResolveOptions } from '../../src/core/config.ts';
 import { formatDuration } from '../../src/report/format.ts';
 import type { WarmStartResult } from '../../src/trainers/warm-start.ts';
@@ -78,7 +79,7 @@ export function registerRlCommand<C>(program: Command, spec: RlCommandSpec<C>): 
     .description(spec.description)
     .option('--config <file>', 'JSON config file (see the settings below)')
     .option('--set <key=value>', 'override one setting, e.g. --set beta=0 (repeatable)', collect, [] as string[])
-    .option('--model <dir>', 'starting policy: a Hugging Face folder (sets model.modelDir; without it the SFT warm-start of the demo is used)')
+    .option('--model <dir>', `starting policy: a Hugging Face folder, model_type ${SUPPORTED_MODEL_TYPES.join(', ')} (sets model.modelDir; without it the SFT warm-start of the demo is used)`)
     .option('--data <file>', 'training prompts, JSONL: "prompt" plus the columns the rewards read, e.g. "answer" (sets data.trainFile)')
     .option('--eval-data <file>', 'held-out prompts, same columns, for eval/accuracy (sets data.testFile)')
     .option('--reward <spec>', 'a reward: a built-in name (exact_match, numeric, math, format, code, overlong) or a module path (./my-reward.ts), optionally with :weight; repeatable (replaces the config\'s rewards)', collect, [] as string[])

@@ -4,7 +4,7 @@
  * optionally `generation_config.json` and the tokenizer files.
  *
  * Tensor names and layouts are Hugging Face's: GPT-2 Conv1D weights are [in, out] (ours
- * too); Llama/Qwen2 Linear weights are [out, in] and are transposed to our [in, out] at
+ * too); Llama/Qwen2/Qwen3 Linear weights are [out, in] and are transposed to our [in, out] at
  * load and back at save. F32, F16, BF16 (and F64) weights load as float32; we save F32.
  * Non-parameter buffers that some checkpoints carry (`attn.bias`, `attn.masked_bias`,
  * `rotary_emb.inv_freq`) and a tied `lm_head.weight` are ignored.
@@ -39,7 +39,7 @@ export interface LoadedCausalLM {
 const IGNORED_BUFFERS = [/\.attn\.bias$/, /\.attn\.masked_bias$/, /\.rotary_emb\.inv_freq$/];
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 
-/** Load a Hugging Face causal LM folder (gpt2, llama or qwen2). */
+/** Load a Hugging Face causal LM folder (gpt2, llama, qwen2 or qwen3; `SUPPORTED_MODEL_TYPES`). */
 export async function loadCausalLM(dir: string): Promise<LoadedCausalLM> {
   const where = `loadCausalLM ${dir}`;
   const configPath = join(dir, 'config.json');

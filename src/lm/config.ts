@@ -5,19 +5,42 @@
  * Two families share one model class:
  * - GPT-2 (`model_type: 'gpt2'`): learned absolute positions, LayerNorm, tanh-GELU MLP,
  *   fused Q/K/V projection, tied input/output embeddings. (Radford et al., 2019.)
- * - Llama / Qwen2 (`model_type: 'llama' | 'qwen2'`): rotary positions (RoPE, Su et al. 2021,
- *   in Hugging Face's "rotate_half" layout), RMSNorm, SwiGLU MLP, grouped-query attention
- *   (Ainslie et al., 2023), optionally tied embeddings. Qwen2 always has Q/K/V biases;
- *   Llama has Q/K/V/O biases when `attention_bias` is true.
+ * - Llama / Qwen2 / Qwen3 (`model_type: 'llama' | 'qwen2' | 'qwen3'`): rotary positions (RoPE,
+ *   Su et al. 2021, in Hugging Face's "rotate_half" layout), RMSNorm, SwiGLU MLP, grouped-query
+ *   attention (Ainslie et al., 2023), optionally tied embeddings. Qwen2 always has Q/K/V
+ *   biases; Llama and Qwen3 have Q/K/V/O biases when `attention_bias` is true (Qwen3: false by
+ *   default). Qwen3 (Qwen team, 2025, "Qwen3 Technical Report") adds a per-head RMSNorm on the
+ *   queries and keys before RoPE (`self_attn.q_norm` / `self_attn.k_norm`, gains [head_dim]),
+ *   and its `head_dim` defaults to 128 rather than hidden_size / num_attention_heads, as in
+ *   Hugging Face's `Qwen3Config`.
  *
  * `parseConfig` is the one validation boundary: every later stage trusts the object it
  * returns. Structural sizes (vocabulary, width, depth, heads) are required rather than
  * silently defaulted to a multi-billion-parameter model; the other fields take Hugging
- * Face's defaults.
+ * Face's defaults. A `model_type` (or an `architectures` class) outside the supported list is
+ * an error that names it and lists what is supported; so is any config field asking for a
+ * feature the model does not implement (sliding-window attention, RoPE scaling, ...).
  */
 
-export const SUPPORTED_MODEL_TYPES = ['gpt2', 'llama', 'qwen2'] as const;
+export const SUPPORTED_MODEL_TYPES = ['gpt2', 'llama', 'qwen2', 'qwen3'] as const;
 export type ModelType = (typeof SUPPORTED_MODEL_TYPES)[number];
+
+/**
+ * The Hugging Face classes a `config.json`'s `architectures` may name for each model type:
+ * the causal LM (what `toHfConfigJson` writes, first) and the bare trunk whose weights carry
+ * the same names (tied checkpoints of which load unchanged).
+ */
+export const SUPPORTED_ARCHITECTURES: Readonly<Record<ModelType, readonly string[]>> = {
+  gpt2: ['GPT2LMHeadModel', 'GPT2Model'],
+  llama: ['LlamaForCausalLM', 'LlamaModel'],
+  qwen2: ['Qwen2ForCausalLM', 'Qwen2Model'],
+  qwen3: ['Qwen3ForCausalLM', 'Qwen3Model'],
+};
+
+/** "gpt2 (GPT2LMHeadModel), llama (LlamaForCausalLM), ...": the list error messages print. */
+export function supportedModelsText(): string {
+  return SUPPORTED_MODEL_TYPES.map((t) => `${t} (${SUPPORTED_ARCHITECTURES[t][0]})`).join(', ');
+}
 
 /** Token ids the tokenizer and sampler agree on; Hugging Face allows a list of end ids. */
 interface SpecialTokenIds {
@@ -54,7 +77,7 @@ export interface Gpt2Config extends SpecialTokenIds {
 }
 
 export interface LlamaConfig extends SpecialTokenIds {
-  model_type: 'llama' | 'qwen2';
+  model_type: 'llama' | 'qwen2' | 'qwen3';
   vocab_size: number;
   /** Longest sequence the RoPE table is built for. */
   max_position_embeddings: number;
@@ -65,7 +88,10 @@ export interface LlamaConfig extends SpecialTokenIds {
   num_attention_heads: number;
   /** Key/value heads (grouped-query attention); must divide num_attention_heads. */
   num_key_value_heads: number;
-  /** Per-head width; Hugging Face's default is hidden_size / num_attention_heads. Must be even (RoPE pairs). */
+  /**
+   * Per-head width; Hugging Face's default is hidden_size / num_attention_heads (128 for qwen3).
+   * Need not equal hidden_size / num_attention_heads. Must be even (RoPE pairs).
+   */
   head_dim: number;
   /** SwiGLU hidden width. */
   intermediate_size: number;
@@ -75,7 +101,7 @@ export interface LlamaConfig extends SpecialTokenIds {
   rope_theta: number;
   /** RMSNorm epsilon. */
   rms_norm_eps: number;
-  /** Biases on the attention projections: Q/K/V/O for llama when true; always Q/K/V for qwen2. */
+  /** Biases on the attention projections: Q/K/V/O for llama and qwen3 when true; always Q/K/V (no O) for qwen2. */
   attention_bias: boolean;
   /** Whether the LM head reuses the token embedding. */
   tie_word_embeddings: boolean;
@@ -124,6 +150,20 @@ export function modelDims(config: CausalLMConfig): ModelDims {
 /** Whether the Q/K/V projections carry biases. */
 export function hasQkvBias(config: LlamaConfig): boolean {
   return config.model_type === 'qwen2' || config.attention_bias;
+}
+
+/** Whether the attention output projection (`o_proj`) carries a bias: llama and qwen3 with `attention_bias`. */
+export function hasOProjBias(config: LlamaConfig): boolean {
+  return config.model_type !== 'qwen2' && config.attention_bias;
+}
+
+/**
+ * Whether queries and keys go through a per-head RMSNorm (gains `self_attn.q_norm.weight` /
+ * `self_attn.k_norm.weight`, [head_dim], epsilon `rms_norm_eps`) after their projections and
+ * before RoPE: Qwen3.
+ */
+export function hasQkNorm(config: LlamaConfig): boolean {
+  return config.model_type === 'qwen3';
 }
 
 type Json = Record<string, unknown>;
@@ -204,10 +244,23 @@ export function parseConfig(json: unknown, source: string): CausalLMConfig {
   }
   const obj = json as Json;
   const modelType = obj['model_type'];
+  const architectures = obj['architectures'];
+  const supported = `supported: ${SUPPORTED_MODEL_TYPES.join(', ')} (${SUPPORTED_MODEL_TYPES.map((t) => SUPPORTED_ARCHITECTURES[t][0]).join(', ')})`;
   if (typeof modelType !== 'string' || !(SUPPORTED_MODEL_TYPES as readonly string[]).includes(modelType)) {
-    throw new Error(
-      `${source}: unsupported model_type ${JSON.stringify(modelType)}; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`,
-    );
+    const arch = architectures === undefined || architectures === null ? '' : ` (architectures ${JSON.stringify(architectures)})`;
+    throw new Error(`${source}: unsupported model_type ${JSON.stringify(modelType)}${arch}; ${supported}`);
+  }
+  if (architectures !== undefined && architectures !== null) {
+    const known = SUPPORTED_ARCHITECTURES[modelType as ModelType];
+    if (!Array.isArray(architectures) || architectures.length === 0 || architectures.some((a) => typeof a !== 'string')) {
+      throw new Error(`${source}: config field "architectures" must be a non-empty list of class names, got ${JSON.stringify(architectures)}`);
+    }
+    if (!architectures.some((a) => known.includes(a as string))) {
+      throw new Error(
+        `${source}: architectures ${JSON.stringify(architectures)} is not supported for model_type "${modelType}" ` +
+          `(expected ${known.join(' or ')}); ${supported}`,
+      );
+    }
   }
   const r = new FieldReader(obj, source);
   const special: SpecialTokenIds = {
@@ -256,6 +309,15 @@ export function parseConfig(json: unknown, source: string): CausalLMConfig {
   r.only('rope_scaling', null, 'plain RoPE only; rope_scaling must be null');
   r.only('use_sliding_window', false, 'full causal attention only');
   r.only('pretraining_tp', 1, 'no tensor-parallel slicing');
+  const layerTypes = obj['layer_types'];
+  if (layerTypes !== undefined && layerTypes !== null) {
+    if (!Array.isArray(layerTypes) || layerTypes.some((t) => t !== 'full_attention')) {
+      throw new Error(
+        `${source}: config field "layer_types" = ${JSON.stringify(layerTypes)} is not supported (full causal attention only: every entry "full_attention")`,
+      );
+    }
+  }
+  const ropeTheta = readRopeTheta(obj, r, source);
   const hidden = r.size('hidden_size');
   const heads = r.size('num_attention_heads');
   const kvHeads = r.optSize('num_key_value_heads', heads);
@@ -263,6 +325,8 @@ export function parseConfig(json: unknown, source: string): CausalLMConfig {
   let headDim: number;
   if (r.has('head_dim')) {
     headDim = r.size('head_dim');
+  } else if (modelType === 'qwen3') {
+    headDim = 128; // Qwen3Config's default, whatever hidden_size / num_attention_heads is
   } else {
     if (hidden % heads !== 0) r.fail('num_attention_heads', `a divisor of hidden_size (${hidden}) when head_dim is not given`);
     headDim = hidden / heads;
@@ -271,9 +335,9 @@ export function parseConfig(json: unknown, source: string): CausalLMConfig {
     throw new Error(`${source}: head_dim (${headDim}) must be even: rotary embeddings rotate pairs of dimensions`);
   }
   return {
-    model_type: modelType as 'llama' | 'qwen2',
+    model_type: modelType as LlamaConfig['model_type'],
     vocab_size: vocab,
-    max_position_embeddings: r.optSize('max_position_embeddings', modelType === 'qwen2' ? 32768 : 2048),
+    max_position_embeddings: r.optSize('max_position_embeddings', modelType === 'llama' ? 2048 : 32768),
     hidden_size: hidden,
     num_hidden_layers: r.size('num_hidden_layers'),
     num_attention_heads: heads,
@@ -281,25 +345,42 @@ export function parseConfig(json: unknown, source: string): CausalLMConfig {
     head_dim: headDim,
     intermediate_size: r.size('intermediate_size'),
     hidden_act: 'silu',
-    rope_theta: r.positive('rope_theta', 10000),
+    rope_theta: ropeTheta,
     rms_norm_eps: r.positive('rms_norm_eps', 1e-6),
-    attention_bias: modelType === 'qwen2' ? true : r.bool('attention_bias', false),
+    attention_bias: modelType === 'qwen2' ? true : r.bool('attention_bias', false), // qwen2: always (Q/K/V only)
     tie_word_embeddings: r.bool('tie_word_embeddings', false),
     initializer_range: r.positive('initializer_range', 0.02),
     ...special,
   };
 }
 
-const ARCHITECTURES: Record<ModelType, string> = {
-  gpt2: 'GPT2LMHeadModel',
-  llama: 'LlamaForCausalLM',
-  qwen2: 'Qwen2ForCausalLM',
-};
+/**
+ * The RoPE base. Transformers 5 writes it inside `rope_parameters` (`{ rope_type, rope_theta }`)
+ * instead of a top-level `rope_theta`; either is read, and they must agree when both are given.
+ * Any `rope_type` but "default" is a scaled RoPE, which is not implemented.
+ */
+function readRopeTheta(obj: Json, r: FieldReader, source: string): number {
+  const params = obj['rope_parameters'];
+  if (params === undefined || params === null) return r.positive('rope_theta', 10000);
+  if (typeof params !== 'object' || Array.isArray(params)) {
+    throw new Error(`${source}: config field "rope_parameters" must be an object, got ${JSON.stringify(params)}`);
+  }
+  const p = params as Json;
+  if (p['rope_type'] !== undefined && p['rope_type'] !== 'default') {
+    throw new Error(`${source}: config field "rope_parameters" = ${JSON.stringify(params)} is not supported (plain RoPE only: rope_type "default")`);
+  }
+  const theta = new FieldReader(p, `${source} rope_parameters`).positive('rope_theta', Number.NaN);
+  if (Number.isNaN(theta)) return r.positive('rope_theta', 10000);
+  if (r.has('rope_theta') && r.positive('rope_theta', theta) !== theta) {
+    throw new Error(`${source}: rope_theta (${JSON.stringify(obj['rope_theta'])}) and rope_parameters.rope_theta (${theta}) disagree`);
+  }
+  return theta;
+}
 
 /** The `config.json` object for a config: what Hugging Face `from_pretrained` reads. */
 export function toHfConfigJson(config: CausalLMConfig): Record<string, unknown> {
   const common = {
-    architectures: [ARCHITECTURES[config.model_type]],
+    architectures: [SUPPORTED_ARCHITECTURES[config.model_type][0]],
     torch_dtype: 'float32',
     bos_token_id: config.bos_token_id,
     eos_token_id: config.eos_token_id,
@@ -351,6 +432,10 @@ export function toHfConfigJson(config: CausalLMConfig): Record<string, unknown> 
   } else {
     json['use_sliding_window'] = false;
   }
+  if (config.model_type === 'qwen3') {
+    json['attention_bias'] = config.attention_bias;
+    json['sliding_window'] = null; // what Qwen3Config keeps when use_sliding_window is false
+  }
   return json;
 }
 
@@ -368,7 +453,8 @@ export function tinyGpt2Config(overrides: Partial<Omit<Gpt2Config, 'model_type'>
 /**
  * A small Llama-style model for tests and demos. Defaults: vocab 64, width 32, 2 layers,
  * 4 query heads sharing 2 key/value heads, SwiGLU width 64, 64 positions, tied
- * embeddings. Pass `model_type: 'qwen2'` for the Qwen2 variant (Q/K/V biases).
+ * embeddings. Pass `model_type: 'qwen2'` for the Qwen2 variant (Q/K/V biases); for Qwen3
+ * use `tinyQwen3Config` (a qwen3 config without `head_dim` gets Hugging Face's 128).
  */
 export function tinyLlamaConfig(overrides: Partial<LlamaConfig> = {}): LlamaConfig {
   return parseConfig(
@@ -388,4 +474,14 @@ export function tinyLlamaConfig(overrides: Partial<LlamaConfig> = {}): LlamaConf
     },
     'tinyLlamaConfig',
   ) as LlamaConfig;
+}
+
+/**
+ * A small Qwen3 for tests and demos: `tinyLlamaConfig`'s sizes (vocab 64, width 32, 2 layers,
+ * 4 query heads sharing 2 key/value heads, SwiGLU width 64, 64 positions, tied embeddings)
+ * with per-head Q/K RMSNorm, no attention biases, and head_dim 16, which is not
+ * hidden_size / num_attention_heads (8): queries are 64 wide, the residual stream 32.
+ */
+export function tinyQwen3Config(overrides: Partial<Omit<LlamaConfig, 'model_type'>> = {}): LlamaConfig {
+  return tinyLlamaConfig({ head_dim: 16, ...overrides, model_type: 'qwen3' });
 }

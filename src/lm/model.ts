@@ -1,18 +1,21 @@
 /**
- * Decoder-only transformer language model in TensorFlow.js: GPT-2 and Llama/Qwen2 behind
- * one class.
+ * Decoder-only transformer language model in TensorFlow.js: GPT-2 and Llama/Qwen2/Qwen3
+ * behind one class.
  *
  * GPT-2 block (pre-norm):   x += Attn(LN1(x));  x += W2 gelu_tanh(W1 LN2(x))
  * Llama block (pre-norm):   x += Attn(RMS1(x)); x += Wd (silu(Wg RMS2(x)) * Wu RMS2(x))
  * Attention:                softmax(Q K^T / sqrt(Dh) + mask) V, per head; Llama applies
  *                           RoPE to Q and K first, and K/V have Hkv <= H heads shared by
  *                           groups of H/Hkv query heads (grouped-query attention).
+ * Qwen3 Q/K norm:           q_h = RMS_q(q_h), k_h = RMS_k(k_h) over each head's Dh values
+ *                           (one gain vector [Dh] shared by all heads), before RoPE.
  * LM head:                  logits = norm(x) E^T when tied, else norm(x) W_lm.
  *
  * Sources: Radford et al. 2019 (GPT-2); Touvron et al. 2023 (Llama); Su et al. 2021 (RoPE,
  * applied in Hugging Face's "rotate_half" layout: the two halves of each head vector form
- * the rotated pairs); Ainslie et al. 2023 (GQA); Hugging Face `modeling_gpt2.py`,
- * `modeling_llama.py`, `modeling_qwen2.py` for the exact equations and parameter names.
+ * the rotated pairs); Ainslie et al. 2023 (GQA); Qwen team 2025 (Qwen3 Technical Report,
+ * QK-norm); Hugging Face `modeling_gpt2.py`, `modeling_llama.py`, `modeling_qwen2.py`,
+ * `modeling_qwen3.py` for the exact equations and parameter names.
  *
  * Layout choices for the wasm backend (see perf-notes.md):
  * - every projection weight is stored [in, out] so each dense layer is `matMul(x, W)` with no
@@ -37,7 +40,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../core/rng.ts';
-import { type CausalLMConfig, type ModelDims, hasQkvBias, modelDims } from './config.ts';
+import { type CausalLMConfig, type ModelDims, hasOProjBias, hasQkNorm, hasQkvBias, modelDims } from './config.ts';
 import { KVCache } from './kv-cache.ts';
 
 /** One trainable tensor: its Hugging Face name, our shape, and how it is initialised. */
@@ -96,7 +99,8 @@ export function parameterSpecs(config: CausalLMConfig): ParamSpec[] {
   const qDim = d.numHeads * d.headDim;
   const kvDim = d.numKvHeads * d.headDim;
   const qkvBias = hasQkvBias(config);
-  const oBias = config.model_type === 'llama' && config.attention_bias;
+  const oBias = hasOProjBias(config);
+  const qkNorm = hasQkNorm(config);
   add('model.embed_tokens.weight', [d.vocabSize, D], 'normal');
   for (let i = 0; i < d.numLayers; i++) {
     const p = `model.layers.${i}.`;
@@ -109,6 +113,10 @@ export function parameterSpecs(config: CausalLMConfig): ParamSpec[] {
     if (qkvBias) add(p + 'self_attn.v_proj.bias', [kvDim], 'zeros');
     add(p + 'self_attn.o_proj.weight', [qDim, D], 'normal', true);
     if (oBias) add(p + 'self_attn.o_proj.bias', [D], 'zeros');
+    if (qkNorm) {
+      add(p + 'self_attn.q_norm.weight', [d.headDim], 'ones');
+      add(p + 'self_attn.k_norm.weight', [d.headDim], 'ones');
+    }
     add(p + 'post_attention_layernorm.weight', [D], 'ones');
     add(p + 'mlp.gate_proj.weight', [D, d.intermediateSize], 'normal', true);
     add(p + 'mlp.up_proj.weight', [D, d.intermediateSize], 'normal', true);
@@ -495,9 +503,17 @@ export class CausalLM {
     const eps = cfg.rms_norm_eps;
     const b = (name: string): tf.Variable | null => this.byName.get(p + name) ?? null;
     const h1 = rmsNorm(x, this.w(p + 'input_layernorm.weight'), eps);
-    const q = dense(h1, this.w(p + 'self_attn.q_proj.weight'), b('self_attn.q_proj.bias')); // [B*T, H*Dh]
-    const k = dense(h1, this.w(p + 'self_attn.k_proj.weight'), b('self_attn.k_proj.bias')); // [B*T, Hkv*Dh]
+    let q = dense(h1, this.w(p + 'self_attn.q_proj.weight'), b('self_attn.q_proj.bias')); // [B*T, H*Dh]
+    let k = dense(h1, this.w(p + 'self_attn.k_proj.weight'), b('self_attn.k_proj.bias')); // [B*T, Hkv*Dh]
     const v = dense(h1, this.w(p + 'self_attn.v_proj.weight'), b('self_attn.v_proj.bias'));
+    const qNorm = b('self_attn.q_norm.weight');
+    const kNorm = b('self_attn.k_norm.weight');
+    if (qNorm && kNorm) {
+      // Qwen3: RMSNorm over each head's Dh values, as rows of [B*T*heads, Dh].
+      const { headDim: Dh } = this.dims;
+      q = tf.reshape(rmsNorm(tf.reshape(q, [-1, Dh]), qNorm, eps), q.shape); // [B*T, H*Dh]
+      k = tf.reshape(rmsNorm(tf.reshape(k, [-1, Dh]), kNorm, eps), k.shape); // [B*T, Hkv*Dh]
+    }
     const a = this.attend(q, k, v, l, c);
     x = tf.add(x, dense(a, this.w(p + 'self_attn.o_proj.weight'), b('self_attn.o_proj.bias')));
     const h2 = rmsNorm(x, this.w(p + 'post_attention_layernorm.weight'), eps);

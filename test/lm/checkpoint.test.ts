@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/rng.ts';
 import { fromFloat32, readSafetensors, toFloat32, writeSafetensors } from '../../src/core/safetensors.ts';
 import { loadCausalLM, saveCausalLM } from '../../src/lm/checkpoint.ts';
-import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig } from '../../src/lm/config.ts';
+import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig, tinyQwen3Config } from '../../src/lm/config.ts';
 import { CausalLM } from '../../src/lm/model.ts';
 import { maxAbsDiff, useCpu } from './lm-helpers.ts';
 
@@ -38,6 +38,8 @@ const CONFIGS: Array<[string, CausalLMConfig]> = [
   ['llama', tinyLlamaConfig({ eos_token_id: [2, 3] })],
   ['qwen2 untied', tinyLlamaConfig({ model_type: 'qwen2', tie_word_embeddings: false })],
   ['llama with attention_bias', tinyLlamaConfig({ attention_bias: true, num_key_value_heads: 4 })],
+  ['qwen3 (head_dim 16 != 32/4, GQA, tied)', tinyQwen3Config({ eos_token_id: [2, 3] })],
+  ['qwen3 with attention_bias, untied', tinyQwen3Config({ attention_bias: true, tie_word_embeddings: false, head_dim: 8 })],
 ];
 
 describe.each(CONFIGS)('save and load (%s)', (name, config) => {
@@ -88,6 +90,12 @@ describe.each(CONFIGS)('save and load (%s)', (name, config) => {
       expect(stored[1 * 32 + 5]).toBe(ours[5]![1]);
       expect(stored[(kv - 1) * 32 + 31]).toBe(ours[31]![kv - 1]);
       expect(file.tensors.has('lm_head.weight')).toBe(!config.tie_word_embeddings);
+      const qkNorm = config.model_type === 'qwen3';
+      expect(file.tensors.get('model.layers.1.self_attn.q_norm.weight')?.shape).toEqual(qkNorm ? [config.head_dim] : undefined);
+      expect(file.tensors.get('model.layers.1.self_attn.k_norm.weight')?.shape).toEqual(qkNorm ? [config.head_dim] : undefined);
+      const oBias = config.attention_bias && config.model_type !== 'qwen2';
+      expect(file.tensors.has('model.layers.0.self_attn.o_proj.bias')).toBe(oBias);
+      expect(file.tensors.has('model.layers.0.self_attn.q_proj.bias')).toBe(config.attention_bias);
     }
     loaded.model.dispose();
     model.dispose();
@@ -150,10 +158,23 @@ describe('load errors', () => {
   it('names an unsupported model_type and a bad field', async () => {
     const dir = await writeCheckpoint('bad-type', tinyGpt2Config());
     const cfg = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
-    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...cfg, model_type: 'mistral' }));
-    await expect(loadCausalLM(dir)).rejects.toThrow(/unsupported model_type "mistral"; supported: gpt2, llama, qwen2/);
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...cfg, model_type: 'mistral', architectures: ['MistralForCausalLM'], sliding_window: 4096 }));
+    await expect(loadCausalLM(dir)).rejects.toThrow(
+      /bad-type\/config\.json: unsupported model_type "mistral" \(architectures \["MistralForCausalLM"\]\); supported: gpt2, llama, qwen2, qwen3 \(GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM\)/,
+    );
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...cfg, architectures: ['GPT2ForSequenceClassification'] }));
+    await expect(loadCausalLM(dir)).rejects.toThrow(/architectures \["GPT2ForSequenceClassification"\] is not supported for model_type "gpt2"/);
     await writeFile(join(dir, 'config.json'), JSON.stringify({ ...cfg, n_head: 5 }));
     await expect(loadCausalLM(dir)).rejects.toThrow(/config\.json: config field "n_head" must be a divisor of n_embd \(32\), got 5/);
+  });
+
+  it('names the q/k norm gains a Qwen3 config needs when the weights lack them (a Qwen2 checkpoint relabelled)', async () => {
+    const dir = await writeCheckpoint('relabelled', tinyLlamaConfig({ model_type: 'qwen2', head_dim: 16 }));
+    const cfg = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...cfg, model_type: 'qwen3', architectures: ['Qwen3ForCausalLM'], attention_bias: true }));
+    await expect(loadCausalLM(dir)).rejects.toThrow(/model\.safetensors: missing tensor model\.layers\.0\.self_attn\.o_proj\.bias \(needed by this qwen3 config\)/);
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...cfg, model_type: 'qwen3', architectures: ['Qwen3ForCausalLM'], attention_bias: false }));
+    await expect(loadCausalLM(dir)).rejects.toThrow(/missing tensor model\.layers\.0\.self_attn\.q_norm\.weight \(needed by this qwen3 config\)/);
   });
 
   it('names a missing tensor, a shape that disagrees with the config, and an unexpected tensor', async () => {

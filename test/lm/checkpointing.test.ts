@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/tfjs/backend.ts';
 import { Rng } from '../../src/core/rng.ts';
-import { type CausalLMConfig, modelDims, tinyGpt2Config, tinyLlamaConfig } from '../../src/lm/config.ts';
+import { type CausalLMConfig, modelDims, tinyGpt2Config, tinyLlamaConfig, tinyQwen3Config } from '../../src/lm/config.ts';
 import { blockActivationBytes, CausalLM, CHECKPOINT_AUTO_BYTES } from '../../src/lm/model.ts';
 import { leftPad, maxAbsDiff } from './lm-helpers.ts';
 
@@ -15,6 +15,7 @@ const CONFIGS: Array<[string, CausalLMConfig]> = [
   ['gpt2', tinyGpt2Config()],
   ['llama (GQA, RoPE)', tinyLlamaConfig()],
   ['qwen2-style (q/k/v bias, untied)', tinyLlamaConfig({ model_type: 'qwen2', tie_word_embeddings: false })],
+  ['qwen3 (q/k norm, head_dim 16)', tinyQwen3Config()],
 ];
 
 afterAll(async () => {

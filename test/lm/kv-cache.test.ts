@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/rng.ts';
-import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig } from '../../src/lm/config.ts';
+import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig, tinyQwen3Config } from '../../src/lm/config.ts';
 import { CausalLM } from '../../src/lm/model.ts';
 import { leftPad, maxAbsDiff, useCpu } from './lm-helpers.ts';
 
@@ -11,6 +11,7 @@ const CONFIGS: Array<[string, CausalLMConfig]> = [
   ['gpt2', tinyGpt2Config()],
   ['llama (GQA, tied)', tinyLlamaConfig()],
   ['qwen2 (qkv bias, untied)', tinyLlamaConfig({ model_type: 'qwen2', tie_word_embeddings: false })],
+  ['qwen3 (q/k norm, head_dim 16, one K/V head, untied)', tinyQwen3Config({ num_key_value_heads: 1, tie_word_embeddings: false })],
 ];
 
 const STEPS = 20;

@@ -1,7 +1,7 @@
 /** Shared helpers for the test/lm suites. */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../../src/core/rng.ts';
-import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig } from '../../src/lm/config.ts';
+import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig, tinyQwen3Config } from '../../src/lm/config.ts';
 
 /** The deterministic pure-JS backend, silenced. */
 export async function useCpu(): Promise<void> {
@@ -15,6 +15,7 @@ export const TINY_CONFIGS: Array<[string, CausalLMConfig]> = [
   ['gpt2', tinyGpt2Config()],
   ['llama (GQA, tied)', tinyLlamaConfig()],
   ['qwen2 (qkv bias, untied)', tinyLlamaConfig({ model_type: 'qwen2', tie_word_embeddings: false })],
+  ['qwen3 (q/k norm, head_dim 16 != 32/4)', tinyQwen3Config()],
 ];
 
 /** Random ids in [1, V) from our Rng. */

@@ -53,6 +53,8 @@ describe.each([
   ['llama-gqa-tied', 'llama'],
   ['qwen2-bias-untied', 'qwen2'],
   ['llama-f16-sharded', 'llama'],
+  ['qwen3-gqa-headdim', 'qwen3'],
+  ['qwen3-bias-untied', 'qwen3'],
 ])('parity with the numpy reference: %s', (name, modelType) => {
   const dir = join(FIXTURES, name);
   const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/tfjs/backend.ts';
 import { Rng } from '../../src/core/rng.ts';
-import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig } from '../../src/lm/config.ts';
+import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig, tinyQwen3Config } from '../../src/lm/config.ts';
 import { CausalLM } from '../../src/lm/model.ts';
 import { leftPad } from './lm-helpers.ts';
 
@@ -53,6 +53,7 @@ function relErr(a: Float32Array, b: Float32Array): number {
 describe.each([
   ['gpt2', tinyGpt2Config()],
   ['llama (GQA)', tinyLlamaConfig()],
+  ['qwen3 (q/k norm, head_dim 16)', tinyQwen3Config()],
 ] as Array<[string, CausalLMConfig]>)('wasm vs cpu (%s)', (_name, config) => {
   it('gives the same logits, gradients and cached logits', async () => {
     await initEngine({ backend: 'cpu', quiet: true });

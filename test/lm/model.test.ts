@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/rng.ts';
-import { tinyGpt2Config, tinyLlamaConfig } from '../../src/lm/config.ts';
+import { tinyGpt2Config, tinyLlamaConfig, tinyQwen3Config } from '../../src/lm/config.ts';
 import { CausalLM } from '../../src/lm/model.ts';
 import { TINY_CONFIGS, leftPad, maxAbsDiff, randomRows, useCpu } from './lm-helpers.ts';
 
@@ -17,7 +17,13 @@ describe('CausalLM parameters', () => {
     const llama = V * D + L * (2 * D + D * 4 * Dh + 2 * D * 2 * Dh + 4 * Dh * D + 3 * D * I) + D;
     const qwen = llama + L * (4 * Dh + 2 * 2 * Dh) + D * V; // q/k/v biases + untied head
     const q = tinyLlamaConfig({ ...l, model_type: 'qwen2', tie_word_embeddings: false });
-    for (const [cfg, expected] of [[g, gpt2], [l, llama], [q, qwen]] as const) {
+    // Qwen3 with head_dim 6 (4 heads: queries 24 wide on a width of 16), 2 K/V heads, q/k norm gains.
+    const q3 = tinyQwen3Config({ ...l, head_dim: 6 });
+    const Dh3 = 6;
+    const qwen3 = V * D + L * (2 * D + D * 4 * Dh3 + 2 * D * 2 * Dh3 + 4 * Dh3 * D + 3 * D * I + 2 * Dh3) + D;
+    const q3b = tinyQwen3Config({ ...l, head_dim: 6, attention_bias: true, tie_word_embeddings: false });
+    const qwen3b = qwen3 + L * (4 * Dh3 + 2 * 2 * Dh3 + D) + D * V; // q/k/v/o biases + untied head
+    for (const [cfg, expected] of [[g, gpt2], [l, llama], [q, qwen], [q3, qwen3], [q3b, qwen3b]] as const) {
       const m = CausalLM.create(cfg, new Rng(0));
       expect(m.numParameters()).toBe(expected);
       expect(new Set(m.variables.map((v) => v.name)).size).toBe(m.variables.length);
