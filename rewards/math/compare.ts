@@ -80,13 +80,24 @@ function isAssignment(v: Value): v is Extract<Value, { kind: 'relation' }> {
   return lhs.kind === 'tuple' && lhs.items.every((x) => symbolName(x) !== null);
 }
 
-function sameTarget(a: Value, b: Value): boolean {
+/**
+ * The value `pred` assigns, arranged to `gold`'s unknowns, or null when they assign
+ * different unknowns: `(y, x) = (2, 1)` answers `(x, y) = (1, 2)`.
+ */
+function alignedValue(gold: Extract<Value, { kind: 'relation' }>, pred: Extract<Value, { kind: 'relation' }>): Value | null {
+  const a = gold.terms[0]!;
+  const b = pred.terms[0]!;
+  const value = last(pred);
   const na = symbolName(a);
-  if (na !== null) return na === symbolName(b);
-  if (a.kind === 'tuple' && b.kind === 'tuple' && a.items.length === b.items.length) {
-    return a.items.every((x, i) => symbolName(x) === symbolName(b.items[i]!));
-  }
-  return false;
+  if (na !== null) return na === symbolName(b) ? value : null;
+  if (a.kind !== 'tuple' || b.kind !== 'tuple' || a.items.length !== b.items.length) return null;
+  const gNames = a.items.map(symbolName);
+  const pNames = b.items.map(symbolName);
+  if (gNames.every((n, i) => n === pNames[i])) return value;
+  if (value.kind !== 'tuple' || value.items.length !== pNames.length || new Set(pNames).size !== pNames.length) return null;
+  const order = gNames.map((n) => pNames.indexOf(n));
+  if (order.some((j) => j < 0)) return null;
+  return { kind: 'tuple', items: order.map((j) => value.items[j]!) };
 }
 
 function magnitude(z: Complex): number {
@@ -119,7 +130,8 @@ export function equivalent(gold: Value, pred: Value, ctx: CompareContext): boole
 
   if (gold.kind === 'relation' && pred.kind === 'relation') {
     if (isAssignment(gold) && isAssignment(pred)) {
-      return sameTarget(gold.terms[0]!, pred.terms[0]!) && equivalent(last(gold), last(pred), ctx);
+      const value = alignedValue(gold, pred);
+      return value !== null && equivalent(last(gold), value, ctx);
     }
     return relationsEquivalent(gold, pred, ctx);
   }
@@ -149,7 +161,8 @@ export function equivalent(gold: Value, pred: Value, ctx: CompareContext): boole
     case 'expr':
       return pred.kind === 'expr' && exprEquivalent(gold, pred, ctx);
     case 'set':
-      return (pred.kind === 'set' || pred.kind === 'list') && unorderedEqual(gold.items, pred.items, ctx);
+      // A set answer may be written in any order, even in parentheses: `\{1, 2\}` = `(2, 1)`.
+      return isCollection(pred) && unorderedEqual(gold.items, pred.items, ctx);
     case 'list':
       if (pred.kind === 'set' || pred.kind === 'list') return unorderedEqual(gold.items, pred.items, ctx);
       return pred.kind === 'tuple' && orderedEqual(gold.items, pred.items, ctx);

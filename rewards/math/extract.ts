@@ -158,24 +158,56 @@ function lastBoxedStart(text: string, before: number): number {
   return Math.max(text.lastIndexOf('\\boxed', before), text.lastIndexOf('\\fbox', before));
 }
 
-const CONNECTOR_TOKENS = /\\text\s*\{\s*(?:and|or)\s*\}|\\q?quad|\\[,;:! ]|\band\b|\bor\b|[\s$.,;&]|\\\\/gi;
+const CONNECTOR_TOKENS = /\\text\s*\{\s*(?:and|or)\s*\}|\\q?quad|\\[,;:! ]|\band\b|\bor\b|[\s$.,;&]|\\\\|\\[()[\]]/gi;
+/** A separator between two boxed answers that belong to one answer (`\boxed{2} and \boxed{5}`). */
+const BOX_SEPARATOR = /\band\b|\bor\b|[,;]/i;
+/**
+ * Words that mark the later box as a correction or a conclusion, not a second element
+ * (`\boxed{2}. Wait, that is wrong, so the answer is \boxed{5}`).
+ */
+const BOX_STOP =
+  /\b(?:wait|but|however|actually|answer|so|therefore|thus|hence|correct\w*|mistake|wrong|instead|not|no|check\w*|final\w*|sorry|hmm+|oops|again|recheck\w*|recalculat\w*|re-?evaluat\w*|verif\w*|mean\w*|i\.e|or rather)\b/i;
+const MAX_BOX_GAP = 70;
+/** `x = ` or `(x, y) = ` written just before a box (`$x = \boxed{2}$ or $x = \boxed{5}$`). */
+const BOX_PREFIX = /(?:^|[\s$(,;{])((?:[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?|\([A-Za-z](?:\s*,\s*[A-Za-z])+\))\s*=\s*)$/;
 
-/** The last box, plus the boxes right before it that only connectors separate from it. */
+/** True when the text between two boxes joins them into one answer. */
+function joinsBoxes(between: string): boolean {
+  if (between.length > MAX_BOX_GAP) return false;
+  const rest = between.replace(CONNECTOR_TOKENS, '');
+  if (rest === '') return true;
+  // Markup and symbols only (`\boxed{35} ++ \boxed{4}`), as Math-Verify joins close boxes.
+  if (between.length < 10 && !/[A-Za-z]/.test(between)) return true;
+  return BOX_SEPARATOR.test(between) && !BOX_STOP.test(between);
+}
+
+/**
+ * The last box, plus the boxes right before it that a connector joins to it ("and", "or",
+ * a comma; short phrases like "for part (a) and" too, but no correction such as "wait, so").
+ * When several boxes are joined, a `name =` written before a box goes with it, so
+ * `$x = \boxed{2}$ or $x = \boxed{5}$` reads `x = 2, x = 5`; repeated boxes count once.
+ */
 function lastBoxedGroup(text: string): { content: string; start: number; end: number } | null {
   let start = lastBoxedStart(text, text.length);
   if (start < 0) return null;
   const lastBox = boxedAt(text, start);
-  const parts = [lastBox.content];
+  const prefixOf = (at: number) => BOX_PREFIX.exec(text.slice(Math.max(0, at - 40), at))?.[1] ?? '';
+  let prefix = prefixOf(start);
+  const parts = [{ content: lastBox.content, prefix }];
   for (let k = 0; k < 9; k++) {
     const prev = lastBoxedStart(text, start - 1);
     if (prev < 0) break;
     const box = boxedAt(text, prev);
-    const between = text.slice(box.end, start);
-    if (box.end > start || between.length > 60 || between.replace(CONNECTOR_TOKENS, '') !== '') break;
-    parts.unshift(box.content);
+    if (box.end > start - prefix.length) break;
+    const between = text.slice(box.end, start - prefix.length);
+    if (!joinsBoxes(between)) break;
+    prefix = prefixOf(prev);
+    const first = parts[0]!;
+    if (box.content.trim() !== first.content.trim() || prefix !== first.prefix) parts.unshift({ content: box.content, prefix });
     start = prev;
   }
-  return { content: parts.join(', '), start, end: lastBox.end };
+  const content = parts.length === 1 ? lastBox.content : parts.map((p) => p.prefix + p.content).join(', ');
+  return { content, start, end: lastBox.end };
 }
 
 function lastAnswerTag(text: string): string | null {
@@ -196,9 +228,13 @@ const ANSWER_WORD =
  */
 function isBareAnswer(t: string): boolean {
   if (t === '' || t.length > 300 || /\$|\\\[|\\\(|\n|\.\s+[A-Z]/.test(t)) return false;
-  const words = (t.replace(/\\(?:begin|end)\s*\{[^}]*\}|\\[A-Za-z]+/g, ' ').match(/[A-Za-z]{2,}/g) ?? []).filter(
-    (w) => !ANSWER_WORD.test(w),
-  );
+  const stripped = t.replace(/\\(?:begin|end)\s*\{[^}]*\}|\\[A-Za-z]+/g, ' ');
+  // Point and segment names (`AB = 12`, `\frac{BD}{DC}`) and names on the left of a
+  // relation (`ab = 6`) are mathematics, not words.
+  const words = [...stripped.matchAll(/[A-Za-z]{2,}/g)]
+    .filter((m) => !ANSWER_WORD.test(m[0]) && !/^[A-Z]{2,4}$/.test(m[0]))
+    .filter((m) => !/^\s*(?:[=<>:≤≥]|_)/.test(stripped.slice(m.index + m[0].length)) || m[0].length > 3)
+    .map((m) => m[0]);
   return words.length === 0 || (words.length <= 3 && !/\d/.test(t));
 }
 
@@ -219,6 +255,41 @@ function sentenceEnd(text: string, from: number, spans: Span[]): number {
     if (text.startsWith('I hope', i)) return i;
   }
   return limit;
+}
+
+/** What may stand between math spans that form one answer: `$2$ and $5$`, `$1$, $2$, or $3$`. */
+const SPAN_GAP = /^\s*(?:[,;]\s*)?(?:(?:and|or)\b\s*)?$/i;
+const LEAD = /^\s*([A-Za-z](?:_\{?\w+\}?)?)\s*(?:=|<|>|≤|≥|\\(?:le|ge|leq|geq|lt|gt|neq|ne)(?![A-Za-z]))/;
+
+/**
+ * Runs of two or more math spans joined only by "and", "or" or commas, as one answer
+ * (`$x = 2$ or $x = 5$` -> `x = 2, x = 5`). The spans must all name the same unknown or
+ * none (`$x = 2$ and $y = 3$` stays two answers: the last one is taken).
+ */
+function spanGroups(text: string, spans: Span[]): Span[] {
+  const groups: Span[] = [];
+  let run: Span[] = [];
+  const flush = () => {
+    const leads = new Set(run.map((s) => LEAD.exec(s.text)?.[1] ?? ''));
+    const readable = (t: string) => {
+      const v = parseAnswer(t);
+      return v !== null && v.kind !== 'raw';
+    };
+    if (run.length > 1 && leads.size === 1 && run.every((s) => readable(s.text))) {
+      groups.push({ start: run[0]!.start, end: run[run.length - 1]!.end, text: run.map((s) => s.text.trim().replace(/[.,;]$/, '')).join(', '), plain: false });
+    }
+    run = [];
+  };
+  for (const s of spans) {
+    const prev = run[run.length - 1];
+    if (prev) {
+      const gap = text.slice(prev.end, s.start);
+      if (gap.length > 12 || gap.trim() === '' || !SPAN_GAP.test(gap)) flush();
+    }
+    run.push(s);
+  }
+  flush();
+  return groups;
 }
 
 /**
@@ -244,7 +315,8 @@ export function* answerCandidates(text: string, insideTag = false): Generator<An
   for (const s of spans) for (let i = s.start; i < s.end; i++) maskedChars[i] = ' ';
   if (boxed) for (let i = boxed.start; i < boxed.end; i++) maskedChars[i] = ' ';
   const plain = plainCandidates(maskedChars.join(''));
-  const all = [...spans, ...plain]
+  const groups = spanGroups(text, spans);
+  const all = [...spans, ...groups, ...plain]
     .map((s) => {
       const pct = PERCENT_AFTER.exec(text.slice(s.end, s.end + 12));
       return !s.plain && pct ? { ...s, text: s.text + '%' } : s;
@@ -272,6 +344,8 @@ export function* answerCandidates(text: string, insideTag = false): Generator<An
   const only = spans.length === 1 && trimmed === text.slice(spans[0]!.start, spans[0]!.end).trim();
   // When the whole text is the answer, every later candidate lies inside it: stop here.
   if (only) return yield { text: spans[0]!.text, plain: false, source: 'whole' };
+  const wholeGroup = groups.find((g) => text.slice(0, g.start).trim() === '' && text.slice(g.end).trim().replace(/^[.,;]$/, '') === '');
+  if (wholeGroup) return yield { text: wholeGroup.text, plain: false, source: 'whole' };
   if (isBareAnswer(trimmed)) return yield { text: trimmed, plain: !/[\\^{}]/.test(trimmed), source: 'whole' };
 
   for (const s of all.slice(0, MAX_FALLBACK_CANDIDATES)) yield { text: s.text, plain: s.plain, source: 'last' };

@@ -175,8 +175,9 @@ export function normalizeAnswer(raw: string, plain = false): NormalizedAnswer {
   // Currency.
   s = s.replace(/\\\$|\$|[€£¥₹₽₩]/g, '').replace(/\bUSD\b/g, '');
 
-  // `12 and 13`, `-2, and 1`: a list.
+  // `12 and 13`, `-2, and 1`: a list; so is `x = 2 or x = 5`.
   s = s.replace(/(?<=[\d})\]])\s*,?\s*\b(?:and|or)\b\s*(?=[-+\d\\({[])/g, ', ');
+  s = s.replace(/(?<=[\w})\]])\s*,?\s+(?:and|or)\s+(?=[A-Za-z](?:_\{?\w+\}?)?\s*(?:[=<>≤≥]|\\[lg]e|\\[lg]eq|\\neq?)(?![A-Za-z]))/g, ', ');
 
   // Spacing commands and leftover markup.
   s = s

@@ -110,6 +110,14 @@ function parseStructure(s: string, depth: number): Value {
     return parts.every((p) => p.kind === 'interval' || p.kind === 'set') ? { kind: 'union', parts } : raw(s);
   }
 
+  // `1; 2; 4`, `p = 5, q = 2; p = 7, q = 2`: semicolons separate the elements of a list.
+  const groups = splitTopLevel(s, ';');
+  if (groups.length > 1) {
+    if (groups.some((x) => x.trim() === '')) return raw(s);
+    const values = groups.map((g) => safeStructure(g, depth + 1));
+    return { kind: 'list', items: values.flatMap((v) => (v.kind === 'list' && !values.every((w) => w.kind === 'list') ? v.items : [v])) };
+  }
+
   const items = splitTopLevel(s, ',');
   if (items.length > 1) {
     if (items.some((x) => x.trim() === '')) return raw(s);
@@ -121,7 +129,7 @@ function parseStructure(s: string, depth: number): Value {
       const rhsItems = [first.terms[1]!, ...items.slice(1)].flatMap((x) => expandPlusMinus(x, depth + 1));
       return { kind: 'relation', ops: ['='], terms: [lhs, { kind: 'list', items: rhsItems }] };
     }
-    return { kind: 'list', items: items.flatMap((x) => expandPlusMinus(x, depth + 1)) };
+    return assignmentList(items.flatMap((x) => expandPlusMinus(x, depth + 1)));
   }
 
   if (s.startsWith('\\{') && s.endsWith('\\}') && closingIndex(s) === s.length - 1) {
@@ -134,7 +142,9 @@ function parseStructure(s: string, depth: number): Value {
   if ((open === '(' || open === '[' || open === '{') && closingIndex(s) === s.length - 1) {
     const close = s[s.length - 1];
     const inner = s.slice(1, -1);
-    const parts = splitTopLevel(inner, ',');
+    let parts = splitTopLevel(inner, ',');
+    // `(0; -2; 6)`: semicolons between coordinates.
+    if (parts.length === 1) parts = splitTopLevel(inner, ';');
     if (parts.length === 1 || open === '{') return parseStructure(inner, depth + 1);
     if (parts.some((x) => x.trim() === '')) return raw(s);
     const items = parts.map((x) => safeStructure(x, depth + 1));
@@ -162,6 +172,39 @@ function parseStructure(s: string, depth: number): Value {
     if (pm.length > 1) return { kind: 'set', items: pm };
   }
   return { kind: 'expr', node: parseExpression(s), percent: false };
+}
+
+/** The single name on the left of `name = value` (the last value of a chain), or null. */
+function assignedName(v: Value): { name: string; value: Value } | null {
+  if (v.kind !== 'relation' || v.ops.some((o) => o !== '=')) return null;
+  const lhs = v.terms[0]!;
+  if (lhs.kind !== 'expr' || lhs.node.t !== 'sym') return null;
+  return { name: lhs.node.name, value: v.terms[v.terms.length - 1]! };
+}
+
+/**
+ * A list of assignments reads as one: `x = 2, x = 5` is `x = {2, 5}` (the values of one
+ * unknown) and `x = 1, y = 2` is `(x, y) = (1, 2)` (one solution of a system). Any other
+ * list stays a list.
+ */
+function assignmentList(items: Value[]): Value {
+  const named = items.map(assignedName);
+  if (items.length < 2 || named.some((n) => n === null)) return { kind: 'list', items };
+  const ns = named as { name: string; value: Value }[];
+  const names = new Set(ns.map((n) => n.name));
+  const sym = (name: string): Value => ({ kind: 'expr', node: { t: 'sym', name }, percent: false });
+  if (names.size === 1) {
+    const values = ns.flatMap((n) => (n.value.kind === 'list' || n.value.kind === 'set' ? n.value.items : [n.value]));
+    return { kind: 'relation', ops: ['='], terms: [sym(ns[0]!.name), { kind: 'list', items: values }] };
+  }
+  if (names.size === ns.length) {
+    return {
+      kind: 'relation',
+      ops: ['='],
+      terms: [{ kind: 'tuple', items: ns.map((n) => sym(n.name)) }, { kind: 'tuple', items: ns.map((n) => n.value) }],
+    };
+  }
+  return { kind: 'list', items };
 }
 
 /** Like parseStructure, but an unreadable item becomes `raw` instead of throwing. */

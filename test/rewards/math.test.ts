@@ -422,3 +422,56 @@ table('more Math-Verify cases (MV test_yujianll, test_complex_math_expressions, 
   ['4/9', 'There are 4 objects and 4/9 remain.', true],
 ]);
 
+
+table('sets of solutions: unordered when the gold is a set, ordered inside a tuple', [
+  ['(1,2),(3,4)', '\\boxed{(3,4),(1,2)}', true],
+  ['(1,2),(3,4)', 'The pairs are \\boxed{(3,4)} and \\boxed{(1,2)}.', true],
+  ['\\{(1,-2),(0,5)\\}', '\\boxed{(0,5), (1,-2)}', true],
+  ['(4,0,0);(0,4,0)', '\\boxed{(0,4,0),(4,0,0)}', true],
+  ['(4;0;0),(0;4;0)', '\\boxed{(0,4,0),(4,0,0)}', true],
+  ['-3;-1;2', '\\boxed{\\{2,-3,-1\\}}', true],
+  ['\\{3, 8\\}', '\\boxed{(8, 3)}', true],
+  ['(1,2),(3,4)', '\\boxed{(2,1),(3,4)}', false],
+  ['(1,2),(3,4)', '\\boxed{(1,2),(3,4),(4,3)}', false],
+  ['(1,2),(3,4)', '\\boxed{(1,2),(1,2)}', false],
+  ['(1,2)', '\\boxed{(2,1)}', false],
+  ['(1,2),(3,4)', '\\boxed{(1,2)}', false],
+  ['\\{(1,-2),(0,5)\\}', '\\boxed{(1,-2), (5,0)}', false],
+  ['\\{3, 8\\}', '\\boxed{(8, 4)}', false],
+  ['(4;0;0),(0;4;0)', '\\boxed{(0,0,4),(4,0,0)}', false],
+]);
+
+table('sets of solutions: several boxes, "and" / "or", one unknown', [
+  ['-4, 6', 'so $x = \\boxed{-4}$ or $x = \\boxed{6}$.', true],
+  ['-4, 6', 'The roots are $\\boxed{6}$ and $\\boxed{-4}$.', true],
+  ['-4, 6', '\\boxed{x = -4 or x = 6}', true],
+  ['-4, 6', '\\boxed{6 \\text{ or } -4}', true],
+  ['-4, 6', 'Hence $x=6$ or $x=-4$.', true],
+  ['-4, 6', '\\boxed{-4} cats and \\boxed{6} dogs', true],
+  ['x = -4, 6', '\\boxed{x=6, x=-4}', true],
+  ['x = -4, x = 6', '\\boxed{6, -4}', true],
+  ['3, 8', '$3$ and $8$', true],
+  ['3, 8, 9', '$3$, $8$, or $9$', true],
+  ['$3$ and $8$', '\\boxed{8, 3}', true],
+  ['6', 'Both $\\boxed{6}$ and, again, $\\boxed{6}$.', true],
+  ['-4, 6', '\\boxed{x = -4}', false],
+  ['-4, 6', '\\boxed{x = -4 or x = -6}', false],
+  ['-4, 6', 'so $x = \\boxed{-4}$ or $x = \\boxed{7}$.', false],
+  ['-4, 6', '\\boxed{-4}. Hmm, wait: that root fails, so \\boxed{6}.', false],
+  ['6', '\\boxed{-4}. Hmm, wait: that root fails, so \\boxed{6}.', true],
+  ['6', 'so $x = \\boxed{-4}$ or $x = \\boxed{6}$.', false],
+  ['x = -4, 6', '\\boxed{y = -4, y = 6}', false],
+  ['3, 8', '$3$ and $9$', false],
+  ['8', 'We get $x = 3$ and $y = 8$.', true],
+]);
+
+table('sets of solutions: systems of equations', [
+  ['x = 1, y = 2', '\\boxed{y = 2, x = 1}', true],
+  ['x = 1, y = 2', '\\boxed{(1, 2)}', true],
+  ['(x, y) = (1, 2)', '\\boxed{x = 1, y = 2}', true],
+  ['p=3,q=2;p=5,q=2', '\\boxed{(5,2),(3,2)}', true],
+  ['x = 1, y = 2', '\\boxed{x = 2, y = 1}', false],
+  ['x = 1, y = 2', '\\boxed{(2, 1)}', false],
+  ['(x, y) = (1, 2)', '\\boxed{x = 1, z = 2}', false],
+  ['p=3,q=2;p=5,q=2', '\\boxed{(2,5),(3,2)}', false],
+]);
