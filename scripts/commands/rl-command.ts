@@ -41,6 +41,7 @@ export interface RlOptions {
   out?: string;
   steps?: number;
   resume?: string | boolean;
+  engine?: 'auto' | 'onnxruntime' | 'tfjs';
   backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
   quiet: boolean;
   overwrite: boolean;
@@ -86,7 +87,8 @@ export function registerRlCommand<C>(program: Command, spec: RlCommandSpec<C>): 
     .option('--out <dir>', 'run folder (sets outDir)')
     .option('--steps <n>', 'training steps (sets steps)', positiveInt)
     .option('--resume [checkpoint]', 'continue a run: from the given checkpoint folder, or the newest one in the run folder')
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .addOption(new Option('--engine <name>', 'engine that samples completions (sets engine): onnxruntime, tfjs, or auto = onnxruntime when it loads; training runs on tfjs').choices(['auto', 'onnxruntime', 'tfjs']))
+    .addOption(new Option('--backend <name>', 'tfjs backend (training, and sampling with --engine tfjs)').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
     .option('--overwrite', 'replace an earlier run in the run folder (its logs and checkpoints are deleted); without it such a folder is refused', false)
     .option('--quiet', 'print nothing but the final summary', false)
     .addHelpText(
@@ -119,6 +121,7 @@ ${spec
         'data.testFile': opts.evalData,
         outDir: opts.out,
         steps: opts.steps,
+        engine: opts.engine,
       };
       if (opts.reward.length) flags['rewards'] = opts.reward.map(parseRewardFlag);
       const layers = { file: opts.config, set: opts.set, flags };

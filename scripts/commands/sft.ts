@@ -29,6 +29,7 @@ interface SftOptions {
   out?: string;
   steps?: number;
   resume?: string;
+  engine?: 'auto' | 'onnxruntime' | 'tfjs';
   backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
   quiet: boolean;
   overwrite: boolean;
@@ -44,7 +45,8 @@ export function register(program: Command): void {
     .option('--out <dir>', 'run folder (sets outDir): metrics.jsonl, samples.jsonl, config.json, checkpoint-<step>/, final/')
     .option('--steps <n>', 'optimizer steps: the training budget (sets steps)', positiveInt)
     .option('--resume <dir>', 'continue from a checkpoint folder (checkpoint-<step> or final); its saved config is the base, --config/--set/--out/--steps apply on top')
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .addOption(new Option('--engine <name>', 'engine that samples completions (sets engine): onnxruntime, tfjs, or auto = onnxruntime when it loads; training runs on tfjs').choices(['auto', 'onnxruntime', 'tfjs']))
+    .addOption(new Option('--backend <name>', 'tfjs backend (training, and sampling with --engine tfjs)').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
     .option('--overwrite', 'replace an earlier run in the run folder (its logs and checkpoints are deleted); without it such a folder is refused', false)
     .option('--quiet', 'print nothing but the final summary', false)
     .addHelpText(
@@ -65,7 +67,7 @@ export function register(program: Command): void {
         values,
         file: opts.config,
         set: opts.set,
-        flags: { outDir: opts.out, steps: opts.steps },
+        flags: { outDir: opts.out, steps: opts.steps, engine: opts.engine },
       });
       const engine = await initEngine({ backend: opts.backend, quiet: true });
       const result = await trainSft(config, {

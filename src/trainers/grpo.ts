@@ -55,7 +55,7 @@ import type { RewardSpec } from '../../rewards/types.ts';
 import type { AdamW } from '../engine/tfjs/optim.ts';
 import { Rng } from '../core/rng.ts';
 import type { CausalLM } from '../lm/model.ts';
-import { type Sampler, tfjsSampler } from '../lm/sampler.ts';
+import type { Sampler } from '../lm/sampler.ts';
 import type { Tokenizer } from '../lm/tokenizer.ts';
 import { gatherRows, policyTokenStats } from '../lm/token-stats.ts';
 import { groupAdvantages, groupStats, type GroupScale } from '../objectives/group.ts';
@@ -65,6 +65,7 @@ import { METRIC_NAMES } from '../report/metric-names.ts';
 import { promptEvaluator } from './evaluate.ts';
 import { type GrpoConfig, parseGrpoConfig } from './grpo-config.ts';
 import type { EncodedPromptRow } from './prompts.ts';
+import { openSampler } from './sampling-engine.ts';
 import { RlRunRecord, type RlRunOptions, type RlRunResult, type RlTrainerState, readRlTrainerState, rlLoopOptions, rlRunNotes, setupRlRun } from './rl-setup.ts';
 import { type RolloutSummary, type SamplingOptions, type ScoredRollout, collectRollout, meanOf, rolloutMetrics, samplingOptions, summarizeRollouts } from './rollout.ts';
 import { makeSchedule, runLoop } from './run.ts';
@@ -315,8 +316,10 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
   // The reference: a frozen copy of the starting policy, only when the KL term is on.
   const setup = await setupRlRun(config, saved, { ...options, needReference: config.beta > 0, promptRng: rngs.prompts, samplingRng: rngs.sampling });
   const { policy: model, tokenizer, reference, optimizer, trainRows, order } = setup;
+  let closeSampler = async (): Promise<void> => {};
   try {
-    const sampler = tfjsSampler(model);
+    const sampler = await openSampler(model, config.engine);
+    closeSampler = () => sampler.dispose();
     const schedule = makeSchedule(config);
     const sampling = samplingOptions(config, rngs.sampling);
     const update: UpdateOptions = {
@@ -333,7 +336,7 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
       config,
       ...rlLoopOptions(setup, saved, options),
       modelInfo: { ...model.summary(), prompts: trainRows.length, eval: setup.evalRows.length, reference: reference ? 'frozen copy of the start' : 'none (beta = 0)' },
-      notes: rlRunNotes(setup),
+      notes: rlRunNotes(setup, [`sampling: ${sampler.description}`]),
       step: async (done) => {
         const tStep = performance.now();
         const learningRate = schedule(done);
@@ -359,6 +362,7 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
     });
     return { ...record.result(config.outDir, loop), parameters: model.numParameters() };
   } finally {
+    await closeSampler();
     setup.dispose();
   }
 }

@@ -43,7 +43,6 @@ import * as tf from '@tensorflow/tfjs';
 import { type AdamW, constantSchedule } from '../engine/tfjs/optim.ts';
 import { Rng, type RngState } from '../core/rng.ts';
 import type { CausalLM } from '../lm/model.ts';
-import { tfjsSampler } from '../lm/sampler.ts';
 import { type ValueModel, criticTokenValues, gatherRows, policyTokenStats } from '../lm/token-stats.ts';
 import { Critic, VALUE_HEAD_FILE } from '../lm/value-head.ts';
 import { klK3 } from '../objectives/kl.ts';
@@ -53,6 +52,7 @@ import { maskedWhiten, tokenGae, tokenRewards } from '../objectives/token-gae.ts
 import { METRIC_NAMES } from '../report/metric-names.ts';
 import { promptEvaluator } from './evaluate.ts';
 import { type PpoConfig, parsePpoConfig } from './ppo-config.ts';
+import { openSampler } from './sampling-engine.ts';
 import { RlRunRecord, type RlRunOptions, type RlRunResult, type RlTrainerState, readRlTrainerState, rlLoopOptions, rlRunNotes, setupRlRun } from './rl-setup.ts';
 import { type ScoredRollout, collectRollout, meanOf, rolloutMetrics, samplingOptions, summarizeRollouts } from './rollout.ts';
 import { createAdamW, makeSchedule, runLoop } from './run.ts';
@@ -335,6 +335,7 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
   const setup = await setupRlRun(config, saved, { ...options, needReference, promptRng: rngs.prompts, samplingRng: rngs.sampling });
   const { policy, tokenizer, reference, optimizer: policyOptimizer, trainRows, order, resumeFrom } = setup;
   const disposables: Array<{ dispose(): void }> = [setup];
+  let closeSampler = async (): Promise<void> => {};
   try {
     // The critic: a trainable copy of the starting policy's trunk with a fresh head, or the checkpoint's.
     const critic = resumeFrom ? await Critic.load(join(resumeFrom, CRITIC_DIR)) : Critic.fromPolicy(policy, rngs.head, config.criticHeadInitStd ?? undefined);
@@ -352,7 +353,8 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
     // The policy's schedule spans its own steps, those after the critic's warm-up.
     const schedule = makeSchedule({ ...config, steps: config.steps - config.criticWarmupSteps });
     const criticSchedule = constantSchedule(config.criticLearningRate);
-    const sampler = tfjsSampler(policy);
+    const sampler = await openSampler(policy, config.engine);
+    closeSampler = () => sampler.dispose();
     const sampling = samplingOptions(config, rngs.sampling);
     const record = new RlRunRecord(setup);
 
@@ -362,6 +364,7 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
       ...rlLoopOptions(setup, saved, options),
       modelInfo: { ...policy.summary(), critic: `${critic.trunk.config.model_type} + value head`, prompts: trainRows.length, eval: setup.evalRows.length, reference: reference ? 'frozen copy of the start' : 'none (klCoef = beta = 0)' },
       notes: rlRunNotes(setup, [
+        `sampling: ${sampler.description}`,
         'critic: a copy of the starting policy\'s trunk with a fresh value head',
         ...(config.criticWarmupSteps > 0 ? [`critic warm-up: the first ${config.criticWarmupSteps} steps train only the critic`] : []),
       ]),
@@ -389,6 +392,7 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
     });
     return { ...record.result(config.outDir, loop), parameters: { policy: policy.numParameters(), critic: critic.numParameters() } };
   } finally {
+    await closeSampler();
     for (const d of disposables.reverse()) d.dispose();
   }
 }

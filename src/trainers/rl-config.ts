@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { SFT_PRESETS } from './presets.ts';
-import { SftConfig } from './sft-config.ts';
+import { SftConfig, engineField } from './sft-config.ts';
 
 export const int = () => z.number().int();
 
@@ -72,6 +72,7 @@ export const rolloutFields = {
   topP: z.number().gt(0).max(1).default(1).describe('nucleus sampling; 1 = off'),
   topK: int().min(0).default(0).describe('sample among the k most likely tokens; 0 = off'),
   samplingBatchSize: int().min(1).max(65536).nullable().default(null).describe('most sequences per sampler forward (bounds KV-cache memory); null = all'),
+  engine: engineField,
 };
 
 /** The policy's AdamW and learning-rate schedule. */

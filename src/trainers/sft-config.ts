@@ -12,6 +12,16 @@ import { ConfigError, type ParseOptions, type ResolveOptions, defineConfig } fro
 
 const int = () => z.number().int();
 
+/** Engines that can sample (`--engine`): training runs on tfjs in every case. */
+export const ENGINES = ['auto', 'onnxruntime', 'tfjs'] as const;
+export type EngineChoice = (typeof ENGINES)[number];
+
+/** The `engine` config field, shared by every trainer. */
+export const engineField = z
+  .enum(ENGINES)
+  .default('auto')
+  .describe('engine that samples completions: onnxruntime (both cores), tfjs, or auto (onnxruntime when onnxruntime-node loads); training runs on tfjs');
+
 const ArithmeticGenerateSchema = z.object({
   task: z.enum(['arithmetic']).default('arithmetic').describe('task generator (datasets/arithmetic)'),
   trainSize: int().min(1).max(1_000_000).default(5000).describe('number of training problems'),
@@ -66,6 +76,7 @@ export const SftConfig = defineConfig(
     evalEvery: int().min(0).default(100).describe('evaluate on the held-out split every N steps (and always after the last step); 0 = only after the last'),
     evalSize: int().min(1).default(500).describe('held-out examples used per evaluation (the first N of the test split)'),
     evalBatchSize: int().min(1).max(65536).default(256).describe('examples per forward pass during evaluation (loss and greedy generation)'),
+    engine: engineField.describe('engine of the evaluation\'s greedy generation: onnxruntime, tfjs, or auto (onnxruntime when it loads); training runs on tfjs'),
     saveEvery: int().min(0).default(0).describe('write checkpoint-<step> every N steps; 0 = only the final checkpoint'),
     logEvery: int().min(1).default(10).describe('write a metrics line every N steps (train metrics are means over those steps)'),
     seed: int().default(0).describe('seed of initialisation and batch order'),

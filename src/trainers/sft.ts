@@ -44,7 +44,8 @@ import { type AdamW, warmupCosine } from '../engine/tfjs/optim.ts';
 import { Rng } from '../core/rng.ts';
 import { loadCausalLM } from '../lm/checkpoint.ts';
 import { CausalLM } from '../lm/model.ts';
-import { generate } from '../lm/sampler.ts';
+import { type Sampler, tfjsSampler } from '../lm/sampler.ts';
+import { openSampler } from './sampling-engine.ts';
 import { type Tokenizer, loadTokenizer } from '../lm/tokenizer.ts';
 import { tokenLogprobs } from '../objectives/logprobs.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
@@ -104,12 +105,12 @@ export interface SftEvalResult {
  * included), enough to tell whether a completion matches, limited by the context left after
  * the longest prompt.
  */
-export function evaluateSft(
+export async function evaluateSft(
   model: CausalLM,
   tokenizer: Tokenizer,
   examples: readonly EncodedSftExample[],
-  options: { batchSize: number },
-): SftEvalResult {
+  options: { batchSize: number; sampler?: Sampler },
+): Promise<SftEvalResult> {
   if (examples.length === 0) throw new Error('evaluateSft: no examples to evaluate');
   const bs = options.batchSize;
   let lossSum = 0;
@@ -128,8 +129,8 @@ export function evaluateSft(
     longestPrompt = Math.max(longestPrompt, ex.promptIds.length);
   }
   const maxNewTokens = Math.max(1, Math.min(longestCompletion, model.dims.maxPositions - longestPrompt));
-  const gen = generate(
-    model,
+  const sampler = options.sampler ?? tfjsSampler(model);
+  const gen = await sampler.generate(
     examples.map((e) => e.promptIds),
     {
       numGenerations: 1,
@@ -290,7 +291,10 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
   const { train, test, tokenizer, model } = await prepare(config, resumeFrom);
   const outDir = resolve(config.outDir);
   const optimizer = createAdamW(model.variables, config);
+  let closeSampler = async (): Promise<void> => {};
   try {
+    const sampler = await openSampler(model, config.engine);
+    closeSampler = () => sampler.dispose();
     const limits = { maxPositions: model.dims.maxPositions, vocabSize: model.dims.vocabSize };
     const trainSet = encodeSftExamples(train, tokenizer, limits);
     const evalSet = encodeSftExamples(test.slice(0, config.evalSize), tokenizer, limits);
@@ -317,7 +321,7 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
       resumed: saved && resumeFrom ? { dir: resumeFrom, step: saved.step, config: saved.config } : null,
       engine: options.engine ?? tf.getBackend(),
       modelInfo: { ...model.summary(), train: trainSet.length, eval: evalSet.length },
-      notes: evalSet.length === 0 ? ['no held-out split (data.testFile is null): evaluation is skipped'] : [],
+      notes: [`evaluation sampling: ${sampler.description}`, ...(evalSet.length === 0 ? ['no held-out split (data.testFile is null): evaluation is skipped'] : [])],
       quiet: options.quiet ?? false,
       stream: options.stream ?? process.stdout,
       handleSigint: options.handleSigint,
@@ -350,7 +354,7 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
         evalSet.length === 0
           ? null
           : async (at, out) => {
-              const r = evaluateSft(model, tokenizer, evalSet, { batchSize: config.evalBatchSize });
+              const r = await evaluateSft(model, tokenizer, evalSet, { batchSize: config.evalBatchSize, sampler });
               lastEval = { step: at, loss: r.loss, accuracy: r.accuracy };
               evals.push(lastEval);
               out.metrics.log(at, { [METRIC_NAMES.eval.loss]: r.loss, [METRIC_NAMES.eval.accuracy]: r.accuracy });
@@ -377,6 +381,7 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
       parameters: model.numParameters(),
     };
   } finally {
+    await closeSampler();
     optimizer.dispose();
     model.dispose();
   }

@@ -76,8 +76,10 @@ export function warmStartSftConfig(warm: WarmStartConfig): SftConfig {
   const steps = warm.steps ?? preset.steps;
   const source = `warm-start preset ${warm.preset}`;
   const values: Record<string, unknown> = { ...preset, steps, warmupSteps: Math.min(preset.warmupSteps, steps), outDir: '(cache)' };
+  // The sampling engine of the evaluation does not change what is trained: not part of the key.
+  const { engine: _engine, ...trained } = parseSftConfig(values, { source });
   const key = createHash('sha256')
-    .update(JSON.stringify([parseSftConfig(values, { source }), warm.teacherCarryErrors]))
+    .update(JSON.stringify([trained, warm.teacherCarryErrors]))
     .digest('hex')
     .slice(0, 12);
   const dir = join(warm.cacheDir, `${warm.preset}-${key}`);

@@ -105,7 +105,7 @@ describe('sftLoss', () => {
 });
 
 describe('sftTrainStep', () => {
-  it('drives the loss down on a tiny task, changes the parameters and leaks no tensors', () => {
+  it('drives the loss down on a tiny task, changes the parameters and leaks no tensors', async () => {
     const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16, n_embd: 32, n_layer: 1 }), new Rng(3));
     const opt = new AdamW(model.variables, { learningRate: 2e-2, weightDecay: 0.01 });
     const data = encodeSftExamples(
@@ -126,7 +126,7 @@ describe('sftTrainStep', () => {
     const changed = model.variables.filter((v, i) => v.dataSync().some((x, j) => x !== before[i]![j])).length;
     expect(changed).toBe(model.variables.length);
     // After memorising, greedy generation reproduces the completions.
-    const r = evaluateSft(model, tok, data, { batchSize: 4 });
+    const r = await evaluateSft(model, tok, data, { batchSize: 4 });
     expect(r.accuracy).toBe(1);
     expect(r.samples.map((s) => s.completion)).toEqual(['3', '18', '7', '6', '19', '7']);
     expect(r.loss).toBeCloseTo(sftLoss(model, batch).dataSync()[0]!, 5);
