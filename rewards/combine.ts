@@ -266,9 +266,37 @@ export interface LoadRewardOptions {
 }
 
 /**
+ * The exports of an imported reward module. A `.ts` or `.js` file outside a package with
+ * `"type": "module"` is CommonJS to Node; a TypeScript loader (tsx) compiles its `export
+ * default` to `module.exports.default`, so the import's namespace is `{ default: module.exports }`
+ * and the function sits one level down.
+ */
+function moduleExports(mod: Record<string, unknown>): Record<string, unknown> {
+  const inner = mod.default;
+  if (inner !== null && typeof inner === 'object' && (typeof (inner as Record<string, unknown>).default === 'function' || typeof (inner as Record<string, unknown>).reward === 'function')) {
+    return inner as Record<string, unknown>;
+  }
+  return mod;
+}
+
+/** What to do about a module that failed to import, by Node's error code; '' when there is nothing specific to say. */
+function loadHint(file: string, err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'ERR_UNKNOWN_FILE_EXTENSION' && /\.[cm]?ts$/.test(file)) {
+    return ' (this process has no TypeScript loader: run it through `npx rlvr`, or start node with `--import tsx`; or write the reward as a .mjs file)';
+  }
+  if (code === 'ERR_REQUIRE_CYCLE_MODULE') {
+    return ' (Node treats this file as CommonJS because no package.json above it says "type": "module", and only the ESM half of a TypeScript loader is registered: start node with `--import tsx` (both halves), rename the file to .mts/.mjs, or add a package.json with "type": "module" to its folder)';
+  }
+  return '';
+}
+
+/**
  * Loads a reward function: a built-in name (`exact_match`, `numeric`, `math`, `format`,
- * `code`, `overlong`) or a path to a module (`./my-reward.ts`, `.js`, `.mjs`) whose
- * default export, or named export `reward`, is a reward function. The result carries a
+ * `code`, `overlong`) or a path to a module (`./my-reward.ts`, `.mts`, `.js`, `.mjs`, `.cjs`)
+ * whose default export, or named export `reward`, is a reward function. A module loads from
+ * any folder, with or without a package.json saying `"type": "module"`; TypeScript needs
+ * a loader (`npx rlvr` registers tsx; so do `tsx` and vitest). The result carries a
  * `rewardName`: the built-in name, the function's own `rewardName`, or the file name.
  */
 export async function loadRewardFunction(spec: string, options: LoadRewardOptions = {}): Promise<RewardFunction> {
@@ -300,10 +328,9 @@ export async function loadRewardFunction(spec: string, options: LoadRewardOption
   }
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    mod = moduleExports((await import(pathToFileURL(file).href)) as Record<string, unknown>);
   } catch (err) {
-    const hint = /\.m?ts$/.test(file) ? ' (TypeScript modules load under tsx or vitest)' : '';
-    throw new Error(`reward module ${file} failed to load${hint}: ${(err as Error).message}`);
+    throw new Error(`reward module ${file} failed to load${loadHint(file, err)}: ${(err as Error).message}`);
   }
   const candidate = typeof mod.default === 'function' ? mod.default : mod.reward;
   if (typeof candidate !== 'function') {
