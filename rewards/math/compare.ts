@@ -140,7 +140,8 @@ export function equivalent(gold: Value, pred: Value, ctx: CompareContext): boole
     return pred.ops.every((o) => o === '=') && equivalent(gold, last(pred), ctx);
   }
   if (gold.kind === 'relation') {
-    if (isAssignment(gold)) return equivalent(last(gold), pred, ctx);
+    // `x = 3`, `PQ = 7`, `g(t) = 3`: a bare prediction answers with the value.
+    if (gold.named || isAssignment(gold)) return equivalent(last(gold), pred, ctx);
     if (pred.kind === 'interval' || pred.kind === 'union') {
       const set = relationToInterval(gold);
       return set !== null && equivalent(set.interval, pred, ctx);
@@ -152,6 +153,7 @@ export function equivalent(gold: Value, pred: Value, ctx: CompareContext): boole
     return gold.kind === 'raw' && pred.kind === 'raw' && gold.text === pred.text;
   }
   if (gold.kind === 'text' || pred.kind === 'text') return textEquivalent(gold, pred);
+  if (gold.kind === 'ratio' || pred.kind === 'ratio') return ratioEquivalent(gold, pred, ctx);
 
   // A single value equals a one-element set, list or tuple.
   if (gold.kind === 'expr' && isCollection(pred) && pred.items.length === 1) return equivalent(gold, pred.items[0]!, ctx);
@@ -178,6 +180,40 @@ export function equivalent(gold: Value, pred: Value, ctx: CompareContext): boole
     case 'union':
       return pred.kind === 'union' && unorderedEqual(gold.parts, pred.parts, ctx);
   }
+}
+
+const exprOf = (node: Node): Value => ({ kind: 'expr', node, percent: false });
+
+/**
+ * Ratios: `2:5` = `2:5`, = `4:10` (the same proportion, when no part is zero or unknown) and,
+ * with two parts, = `\frac{2}{5}` (as Math-Verify reads `a:b`). `12:00` only equals `12:00`.
+ */
+function ratioEquivalent(gold: Value, pred: Value, ctx: CompareContext): boolean {
+  if (gold.kind === 'ratio' && pred.kind === 'ratio') {
+    if (gold.items.length !== pred.items.length) return false;
+    if (orderedEqual(gold.items, pred.items, ctx)) return true;
+    const nodes = (v: Value[]) => v.map((x) => (x.kind === 'expr' ? x.node : null));
+    const a = nodes(gold.items);
+    const b = nodes(pred.items);
+    if (a.some((n) => n === null) || b.some((n) => n === null)) return false;
+    const an = a as Node[];
+    const bn = b as Node[];
+    const nonZero = (n: Node) => {
+      if (variables(n).size > 0) return false;
+      const z = evalComplex(n);
+      return z !== null && z.kind === 'scalar' && finite(z.z) && magnitude(z.z) > ABS_FLOOR;
+    };
+    if (![...an, ...bn].every(nonZero)) return false;
+    // a_i / a_0 = b_i / b_0 for every part.
+    return an.every((x, i) => i === 0 || exprEqual({ t: 'mul', a: x, b: bn[0]! }, { t: 'mul', a: bn[i]!, b: an[0]! }, ctx));
+  }
+  const ratio = gold.kind === 'ratio' ? gold : (pred as Extract<Value, { kind: 'ratio' }>);
+  const other = gold.kind === 'ratio' ? pred : gold;
+  if (ratio.items.length !== 2 || other.kind !== 'expr') return false;
+  const [num, den] = ratio.items as [Value, Value];
+  if (num.kind !== 'expr' || den.kind !== 'expr') return false;
+  const quotient = exprOf({ t: 'div', a: num.node, b: den.node });
+  return gold.kind === 'ratio' ? equivalent(quotient, other, ctx) : equivalent(other, quotient, ctx);
 }
 
 /** `(1, 2)` is both a pair and an open interval (Math-Verify reads it as the interval). */

@@ -183,7 +183,8 @@ export function normalizeAnswer(raw: string, plain = false): NormalizedAnswer {
   s = s
     .replace(/(?<!\\)\\[,;:! ]|\\q?quad(?![A-Za-z])|~/g, ' ')
     .replace(/\\(?:mathbb)\s*\{\s*R\s*\}/g, '(-\\infty, \\infty)')
-    .replace(/\\(?:vec|overrightarrow|hat|bar|overline|mathbf|boldsymbol)\s*(?=\{)/g, '');
+    .replace(/\\(?:vec|overrightarrow|hat|bar|overline|mathbf|boldsymbol|widehat|overarc|wideparen)\s*(?=\{)/g, '')
+    .replace(/\\(?:angle|measuredangle)(?![A-Za-z])\s*/g, '');
 
   // Relations to single characters.
   s = s

@@ -26,7 +26,17 @@ export type Value =
   | { kind: 'tuple' | 'list' | 'set'; items: Value[] }
   | { kind: 'interval'; lo: Value; hi: Value; loOpen: boolean; hiOpen: boolean }
   | { kind: 'union'; parts: Value[] }
-  | { kind: 'relation'; ops: RelOp[]; terms: Value[] }
+  | {
+      kind: 'relation';
+      ops: RelOp[];
+      terms: Value[];
+      /**
+       * The left end names a quantity rather than stating an equation (`PQ = 7`,
+       * `g(t) = 3`, `A:B = 2:5`, `|AC| = 5`): its value is the answer, as for `x = 3`.
+       */
+      named?: boolean;
+    }
+  | { kind: 'ratio'; items: Value[] }
   | { kind: 'raw'; text: string };
 
 /** Longest answer (after extraction) that is parsed at all; longer ones are rejected. */
@@ -52,6 +62,7 @@ function markPercent(v: Value): Value {
   if (v.kind === 'expr') return { ...v, percent: true };
   if (v.kind === 'list' || v.kind === 'set' || v.kind === 'tuple') return { ...v, items: v.items.map(markPercent) };
   if (v.kind === 'relation') return { ...v, terms: v.terms.map(markPercent) };
+  if (v.kind === 'ratio') return { ...v, items: v.items.map(markPercent) };
   return v;
 }
 
@@ -164,7 +175,16 @@ function parseStructure(s: string, depth: number): Value {
       const last = terms[terms.length - 1]!;
       return rel.ops.every((o) => o === '=') && last.kind !== 'raw' ? last : raw(s);
     }
-    return { kind: 'relation', ops: rel.ops, terms };
+    const named = rel.ops.every((o) => o === '=') && isNamedQuantity(rel.terms[0]!, terms[0]!);
+    return named ? { kind: 'relation', ops: rel.ops, terms, named } : { kind: 'relation', ops: rel.ops, terms };
+  }
+
+  // `2:5`, `A:B`, `1 : 2 : 3`: a ratio.
+  const ratioParts = splitTopLevel(s, ':');
+  if (ratioParts.length > 1) {
+    if (ratioParts.some((x) => x.trim() === '')) return raw(s);
+    const parts = ratioParts.map((x) => safeStructure(x, depth + 1));
+    return parts.every((x) => x.kind === 'expr') ? { kind: 'ratio', items: parts } : raw(s);
   }
 
   if (/\\(?:pm|mp)(?![A-Za-z])/.test(s)) {
@@ -172,6 +192,35 @@ function parseStructure(s: string, depth: number): Value {
     if (pm.length > 1) return { kind: 'set', items: pm };
   }
   return { kind: 'expr', node: parseExpression(s), percent: false };
+}
+
+/** `f(2)`, `g(t)`, `P(A)`, `f^{-1}(3)`: a function of some arguments, written by its name. */
+const FUNCTION_NAME = /^\s*[A-Za-z](?:_\{?\w+\}?)?(?:\^\{?-1\}?)?\s*\((?:[^()]|\([^()]*\))*\)\s*$/;
+
+/**
+ * A left-hand side that names a quantity: a function of arguments, or names only (no
+ * number, no function but |.|) such as `PQ`, `S_{ABC}`, `\frac{BD}{DC}`, `|AC|`, `x + y`,
+ * `A:B`. `2x + z` and `x^2 + y` are not names: `2x + z = 1` is an equation.
+ */
+function isNamedQuantity(text: string, v: Value): boolean {
+  if (FUNCTION_NAME.test(text)) return true;
+  if (v.kind === 'ratio') return v.items.every((x) => x.kind === 'expr' && onlyNames(x.node));
+  return v.kind === 'expr' && v.node.t !== 'sym' && onlyNames(v.node);
+}
+
+function onlyNames(n: Node): boolean {
+  switch (n.t) {
+    case 'sym':
+      return true;
+    case 'neg':
+      return onlyNames(n.a);
+    case 'add': case 'sub': case 'mul': case 'div':
+      return onlyNames(n.a) && onlyNames(n.b);
+    case 'call':
+      return n.fn === 'abs' && onlyNames(n.args[0]!);
+    default:
+      return false;
+  }
 }
 
 /** The single name on the left of `name = value` (the last value of a chain), or null. */

@@ -35,6 +35,9 @@ describe('extractAnswer', () => {
     ['$$\\sqrt{2}$$', '\\sqrt{2}'],
     ['x = 3', 'x = 3'],
     ['The answer is B.', 'B'],
+    ['AB = 12', 'AB = 12'],
+    ['\\frac{BD}{DC} = \\frac{3}{4}', '\\frac{BD}{DC} = \\frac{3}{4}'],
+    ['ab = 6', 'ab = 6'],
     ['no numbers here at all', null],
     ['', null],
   ])('%j -> %j', (text, expected) => {
@@ -67,6 +70,10 @@ describe('parseAnswer', () => {
     ['x = 3', 'relation'],
     ['1 < x \\le 2', 'relation'],
     ['1 \\pm \\sqrt{2}', 'set'],
+    ['2:5', 'ratio'],
+    ['A:B = 2:5', 'relation'],
+    ['x = 1, y = 2', 'relation'],
+    ['1; 2; 4', 'list'],
     ['\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}', 'expr'],
     ['\\sum_{k=0}^n k', 'raw'],
   ])('%j is a %s', (s, k) => {
@@ -76,6 +83,15 @@ describe('parseAnswer', () => {
   it('reads intervals with their open and closed ends', () => {
     const v = parseAnswer('(-\\infty, 3]') as Extract<MathAnswer, { kind: 'interval' }>;
     expect([v.loOpen, v.hiOpen]).toEqual([true, false]);
+  });
+
+  it('marks a left-hand side that names a quantity', () => {
+    for (const named of ['PQ = 7', 'g(t) = 3', '|AC| = 5', 'A:B = 2:5', '\\frac{BD}{DC} = 2', 'x + y = 10']) {
+      expect(parseAnswer(named)).toMatchObject({ kind: 'relation', named: true });
+    }
+    for (const equation of ['2x + z = 1', 'x^2 + y = 4', 'x = 3', '\\sin x = 1']) {
+      expect(parseAnswer(equation)).not.toHaveProperty('named');
+    }
   });
 
   it('records a percent sign', () => {
