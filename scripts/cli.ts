@@ -7,6 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as compare from './commands/compare.ts';
 import * as control from './commands/control.ts';
 import * as data from './commands/data.ts';
+import * as exportCmd from './commands/export.ts';
+import * as generate from './commands/generate.ts';
 import * as grpo from './commands/grpo.ts';
 import * as ppo from './commands/ppo.ts';
 import * as report from './commands/report.ts';
@@ -25,7 +27,7 @@ const program = new Command()
   .showHelpAfterError()
   .enablePositionalOptions();
 
-const commands: Array<{ register: (p: Command) => void }> = [compare, control, data, grpo, ppo, report, sft];
+const commands: Array<{ register: (p: Command) => void }> = [compare, control, data, exportCmd, generate, grpo, ppo, report, sft];
 for (const c of commands) c.register(program);
 
 try {
