@@ -12,9 +12,9 @@
  *
  * Failures never stop scoring. A function that throws, rejects, times out, returns the
  * wrong number of values, or returns anything but finite numbers and nulls is reported
- * in `errors` (its name, the first error message, and how many problems were found —
- * the count behind the metric `reward/<name>/errors`) and counts as all-`null` for
- * that batch.
+ * in `errors` (its name, the first error message and the head of its stack, and how many
+ * problems were found — the count behind the metric `reward/<name>/errors`) and counts as
+ * all-`null` for that batch.
  *
  * Functions run concurrently, at most `concurrency` at a time (p-limit). A synchronous
  * function that never returns blocks the event loop and cannot be timed out: long work
@@ -56,6 +56,8 @@ export interface RewardError {
   count: number;
   /** The dataset column the function asked for and the batch lacks (a `MissingColumnError`), if that was the failure. */
   missingColumn?: string;
+  /** The first lines of the thrown error's stack (where in the function it failed), when it threw an Error. */
+  stack?: string;
 }
 
 export interface ScoreResult {
@@ -114,12 +116,25 @@ function checkValues(out: unknown, n: number): { values: RewardValue[] } | { mes
   return bad > 0 ? { message: first, count: bad } : { values: arr as RewardValue[] };
 }
 
+/** The combiner's own timeout: its stack would point here, not into the reward function. */
+class RewardTimeout extends Error {}
+
+/** How many stack frames a `RewardError` keeps. */
+const STACK_FRAMES = 4;
+
+/** The first frames of an error's stack (without its message line), or undefined. */
+function stackHead(err: unknown): string | undefined {
+  if (!(err instanceof Error) || err instanceof RewardTimeout || typeof err.stack !== 'string') return undefined;
+  const frames = err.stack.split('\n').filter((l) => /^\s+at /.test(l));
+  return frames.length ? frames.slice(0, STACK_FRAMES).map((l) => l.trim()).join('\n') : undefined;
+}
+
 async function runOne(
   spec: RewardSpec,
   batch: RewardBatch,
   n: number,
   timeoutMs: number,
-): Promise<{ values: RewardValue[] } | { message: string; count: number; missingColumn?: string }> {
+): Promise<{ values: RewardValue[] } | { message: string; count: number; missingColumn?: string; stack?: string }> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const work = Promise.resolve().then(() => spec.fn(batch, { signal: controller.signal }));
@@ -127,14 +142,16 @@ async function runOne(
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       controller.abort();
-      reject(new Error(`timed out after ${timeoutMs} ms`));
+      reject(new RewardTimeout(`timed out after ${timeoutMs} ms`));
     }, timeoutMs);
   });
   try {
     return checkValues(await Promise.race([work, timeout]), n);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    return err instanceof MissingColumnError ? { message, count: 1, missingColumn: err.column } : { message, count: 1 };
+    if (err instanceof MissingColumnError) return { message, count: 1, missingColumn: err.column };
+    const stack = stackHead(err);
+    return stack ? { message, count: 1, stack } : { message, count: 1 };
   } finally {
     clearTimeout(timer);
   }
@@ -187,7 +204,13 @@ export async function scoreCompletions(
   functions.forEach((f, k) => {
     const outcome = outcomes[k] as (typeof outcomes)[number];
     if (!('values' in outcome)) {
-      errors.push({ name: f.name, message: outcome.message, count: outcome.count, ...('missingColumn' in outcome && outcome.missingColumn ? { missingColumn: outcome.missingColumn } : {}) });
+      errors.push({
+        name: f.name,
+        message: outcome.message,
+        count: outcome.count,
+        ...('missingColumn' in outcome && outcome.missingColumn ? { missingColumn: outcome.missingColumn } : {}),
+        ...('stack' in outcome && outcome.stack ? { stack: outcome.stack } : {}),
+      });
       perFunction[f.name] = new Array<RewardValue>(n).fill(null);
       return;
     }

@@ -58,6 +58,7 @@ export interface RlRunSummary {
   warmStart: WarmStartResult | null;
   checkpointDir: string;
   reportPath: string | null;
+  rewardFailures: { count: number; path: string };
 }
 
 export interface RlCommandSpec<C> {
@@ -162,6 +163,7 @@ function summaryLines(name: string, result: RlRunSummary): string[] {
     const w = result.warmStart;
     lines.push(`  warm start: ${w.cached ? 'reused' : `trained in ${formatDuration(w.seconds)}`} ${w.modelDir} (SFT ${w.sftConfig.steps} steps)`);
   }
+  if (result.rewardFailures.count > 0) lines.push(`  reward failures: ${result.rewardFailures.count} (listed in ${result.rewardFailures.path})`);
   lines.push(`  checkpoint: ${result.checkpointDir}`);
   if (result.reportPath) lines.push(`  report: ${result.reportPath}`);
   return lines;

@@ -19,6 +19,8 @@ export const METRIC_NAMES = {
     mean: 'reward/mean',
     std: 'reward/std',
     fracZeroStd: 'reward/frac_zero_std',
+    /** Failed reward-function calls this step, all functions together. */
+    errors: 'reward/errors',
     /** Mean reward of one reward function: `reward/<fn>/mean`. */
     fnMean: (fn: string) => `reward/${checkFnName(fn)}/mean`,
     /** Failed calls of one reward function this step: `reward/<fn>/errors`. */

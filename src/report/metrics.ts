@@ -17,6 +17,8 @@ export const RUN_FILES = {
   samples: 'samples.jsonl',
   config: 'config.json',
   report: 'report.html',
+  /** Failed reward-function calls of an RL run, one JSON line each (src/trainers/reward-failures.ts). */
+  rewardFailures: 'reward_failures.jsonl',
 } as const;
 
 /** One line of metrics.jsonl. Non-finite numbers are stored (and read back) as null. */

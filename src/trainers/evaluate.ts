@@ -9,7 +9,7 @@
  * SFT: exact match of a greedy completion against the example's answer (`exactMatch`).
  */
 import { ANSWER_CLOSE, ANSWER_OPEN } from '../../datasets/arithmetic/generate.ts';
-import type { ScoreOptions } from '../../rewards/combine.ts';
+import type { RewardError, ScoreOptions } from '../../rewards/combine.ts';
 import type { RewardSpec, RewardValue } from '../../rewards/types.ts';
 import { Rng } from '../core/rng.ts';
 import type { Sampler } from '../lm/sampler.ts';
@@ -32,6 +32,8 @@ export interface PromptEvalResult {
   meanReward: number;
   numExamples: number;
   samples: PromptEvalSample[];
+  /** The reward functions' failures on these completions (rewards/combine.ts). */
+  errors: RewardError[];
 }
 
 /**
@@ -69,18 +71,19 @@ export async function evaluatePrompts(
     for (const [name, vs] of Object.entries(scored.perFunction)) r[name] = vs[i] ?? null;
     return { prompt: row.prompt, completion: rollout.texts[i]!, rewards: r };
   });
-  return { accuracy: correct / rows.length, meanReward: total / rows.length, numExamples: rows.length, samples };
+  return { accuracy: correct / rows.length, meanReward: total / rows.length, numExamples: rows.length, samples, errors: scored.errors };
 }
 
 /**
  * The run loop's `evaluate` for an RL trainer: `evaluatePrompts` on the held-out rows, logged
- * with `logPromptEvaluation`, each result handed to `onResult`; null without held-out rows.
+ * with `logPromptEvaluation`, each result handed to `onResult` (with the output, for its
+ * reward failures); null without held-out rows.
  */
 export function promptEvaluator(
   sampler: Sampler,
   setup: { tokenizer: Tokenizer; evalRows: EncodedPromptRow[]; rewards: RewardSpec[]; accuracyReward: string; scoreOptions: ScoreOptions },
   config: { maxCompletionLength: number; evalBatchSize: number; logSamples: number },
-  onResult: (at: number, r: PromptEvalResult) => void,
+  onResult: (at: number, r: PromptEvalResult, out: RunOutput) => void,
 ): ((at: number, out: RunOutput) => Promise<void>) | null {
   if (setup.evalRows.length === 0) return null;
   return async (at, out) => {
@@ -90,7 +93,7 @@ export function promptEvaluator(
       accuracyReward: setup.accuracyReward,
       score: setup.scoreOptions,
     });
-    onResult(at, r);
+    onResult(at, r, out);
     logPromptEvaluation(at, r, config.logSamples, out);
   };
 }

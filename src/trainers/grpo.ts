@@ -337,11 +337,12 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
       ...rlLoopOptions(setup, saved, options),
       modelInfo: { ...model.summary(), prompts: trainRows.length, eval: setup.evalRows.length, reference: reference ? 'frozen copy of the start' : 'none (beta = 0)' },
       notes: rlRunNotes(setup, [`sampling: ${sampler.description}`]),
-      step: async (done) => {
+      step: async (done, out) => {
         const tStep = performance.now();
         const learningRate = schedule(done);
         // 1-2. Sample K completions per prompt and score them (refilling dropped groups with dynamic sampling).
         const collected = await collectStep(sampler, tokenizer, () => order.next().map((i) => trainRows[i]!), setup.rewards, { ...config, sampling, score: setup.scoreOptions });
+        record.checkRewards(done + 1, collected.all, out); // failures printed and written; stops when the rewards failed for too long
         // 3-4. Group advantages, then the policy updates.
         const tTrain = performance.now();
         const { updates, referenceSeconds } = optimizeStep(model, optimizer, reference, collected.batch, { ...config, padTokenId: tokenizer.padTokenId, update: { ...update, learningRate } });

@@ -368,11 +368,12 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
         'critic: a copy of the starting policy\'s trunk with a fresh value head',
         ...(config.criticWarmupSteps > 0 ? [`critic warm-up: the first ${config.criticWarmupSteps} steps train only the critic`] : []),
       ]),
-      step: async (done) => {
+      step: async (done, out) => {
         const tStep = performance.now();
         // The policy's schedule counts its own steps, after the critic's warm-up.
         const learningRate = schedule(Math.max(0, done - config.criticWarmupSteps));
         const round = await collectRollout(sampler, tokenizer, order.next().map((i) => trainRows[i]!), setup.rewards, { sampling, score: setup.scoreOptions });
+        record.checkRewards(done + 1, round.scored, out);
         const metrics = ppoStep(models, round, config, {
           padTokenId: tokenizer.padTokenId,
           learningRate,

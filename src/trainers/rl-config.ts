@@ -64,6 +64,11 @@ export const rolloutFields = {
   evalReward: z.string().min(1).nullable().default(null).describe('metric name of the reward whose value >= 1 marks an eval completion correct (e.g. "exact_match"); null = the first reward'),
   rewardConcurrency: int().min(1).max(1024).default(4).describe('reward functions running at once (p-limit)'),
   rewardTimeoutMs: int().min(1).default(120_000).describe('a reward function taking longer counts as failed for that batch'),
+  maxFailedRewardSteps: int()
+    .min(0)
+    .max(1_000_000)
+    .default(3)
+    .describe('stop the run when the rewards failed on every completion for this many consecutive steps (nothing to learn from); 0 = never stop'),
 
   promptsPerStep: int().min(1).max(65536).default(16).describe('prompts per step (each gets numGenerations completions)'),
   numGenerations: int().min(2).max(1024).default(8).describe('K, completions per prompt (the group); typical 4..16'),

@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import type { ScoreResult } from '../../rewards/combine.ts';
 import type { RewardSpec } from '../../rewards/types.ts';
 import { ConfigError } from '../core/config.ts';
 import type { AdamW } from '../engine/tfjs/optim.ts';
@@ -18,9 +19,10 @@ import { type Tokenizer, loadTokenizer } from '../lm/tokenizer.ts';
 import type { ProgressStream } from '../report/progress.ts';
 import { type BatchOrderState, type EncodedPromptRow, ShuffledBatches, encodePromptRows, promptFingerprint } from './prompts.ts';
 import type { RlConfig } from './rl-config.ts';
+import { RewardFailureLog } from './reward-failures.ts';
 import { type RewardsAndData, prepareRewardsAndData } from './rollout.ts';
 import { getBackend } from '@tensorflow/tfjs';
-import { type RunLoopOptions, type RunLoopResult, createAdamW } from './run.ts';
+import { type RunLoopOptions, type RunLoopResult, type RunOutput, createAdamW } from './run.ts';
 import { OPTIMIZER_FILE, TRAINER_STATE_FILE, checkRunFolder, checkStateStep, readTrainerStateJson, restoreOptimizerState } from './trainer-state.ts';
 import { type WarmStartResult, startingPolicy } from './warm-start.ts';
 
@@ -63,6 +65,8 @@ export interface RlRunResult {
   /** Parameters of the policy. */
   parameters: number;
   reportPath: string | null;
+  /** Failed reward-function calls of this invocation, and the file that lists them. */
+  rewardFailures: { count: number; path: string };
 }
 
 /** The fields of a GRPO or PPO `trainer_state.json`; each trainer adds its own. */
@@ -117,6 +121,8 @@ export interface RlSetup extends RewardsAndData {
   fingerprint: string;
   order: ShuffledBatches;
   lastEval: RlTrainerState<unknown>['lastEval'];
+  /** Where the run's reward failures are printed, written and counted. */
+  failures: RewardFailureLog;
   /** Frees the policy, the reference and the optimizer. */
   dispose(): void;
 }
@@ -171,7 +177,8 @@ export async function setupRlRun(
       if (!existsSync(path)) throw new ConfigError([`"optimizerFromStart" is true but the starting model ${initialModelDir} has no ${OPTIMIZER_FILE}`]);
       restoreOptimizerState(policy, optimizer, await readFile(path), path);
     }
-    return { ...data, resumeFrom, initialModelDir, initialSha, warm, policy, tokenizer, reference, optimizer, trainRows, evalRows, fingerprint, order, lastEval: saved?.lastEval ?? null, dispose };
+    const failures = new RewardFailureLog(resolve(config.outDir), { maxFailedSteps: config.maxFailedRewardSteps, resumeFromStep: saved?.step ?? null });
+    return { ...data, resumeFrom, initialModelDir, initialSha, warm, policy, tokenizer, reference, optimizer, trainRows, evalRows, fingerprint, order, lastEval: saved?.lastEval ?? null, failures, dispose };
   } catch (e) {
     dispose();
     throw e;
@@ -219,11 +226,21 @@ export class RlRunRecord {
     this.lastEval = setup.lastEval;
   }
 
-  /** Records an evaluation (the `onResult` of `promptEvaluator`). */
-  readonly onEval = (at: number, r: { accuracy: number; meanReward: number }): void => {
+  /** Records an evaluation (the `onResult` of `promptEvaluator`), and its reward failures. */
+  readonly onEval = (at: number, r: { accuracy: number; meanReward: number; errors: ScoreResult['errors'] }, out: RunOutput): void => {
     this.lastEval = { step: at, accuracy: r.accuracy };
     this.evals.push({ step: at, accuracy: r.accuracy, meanReward: r.meanReward });
+    this.setup.failures.record(at, 'eval', r.errors, out.log);
   };
+
+  /**
+   * A training step's scores (step `step`, counted from 1): prints and writes their reward
+   * failures, and stops the run when the rewards failed on every completion for
+   * `maxFailedRewardSteps` steps in a row (reward-failures.ts). Call it before the update.
+   */
+  checkRewards(step: number, scored: ScoreResult, out: RunOutput): void {
+    this.setup.failures.checkStep(step, scored, out.log);
+  }
 
   /** Adds a step's sampling, reward and training seconds and its sampled tokens. */
   addStep(summary: { seconds: { generate: number; reward: number }; lengths: readonly number[] }, trainSeconds: number): void {
@@ -260,6 +277,7 @@ export class RlRunRecord {
       time: { ...this.time, ...loop.time },
       generatedTokensPerSecond: this.generatedTokens / Math.max(this.time.generate, 1e-9),
       reportPath: loop.reportPath,
+      rewardFailures: { count: this.setup.failures.total, path: this.setup.failures.path },
     };
   }
 }

@@ -260,6 +260,7 @@ export function rolloutMetrics(summary: RolloutSummary, stepSeconds: number): Re
   return {
     [METRIC_NAMES.reward.mean]: mean([...all.rewards]),
     ...rewardMetrics(all),
+    [METRIC_NAMES.reward.errors]: all.errors.reduce((n, e) => n + e.count, 0),
     [METRIC_NAMES.rollout.completionLengthMean]: mean(lengths),
     [METRIC_NAMES.rollout.completionLengthMin]: lengths.length ? Math.min(...lengths) : undefined,
     [METRIC_NAMES.rollout.completionLengthMax]: lengths.length ? Math.max(...lengths) : undefined,

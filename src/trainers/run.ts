@@ -11,8 +11,9 @@
  *   report.html.
  *
  * A fresh run refuses a folder that already holds a run (it would mix the two runs' logs and
- * checkpoints) unless told to overwrite it. A non-finite loss (`NonFiniteLossError`, thrown before the update is applied) stops the
- * run with an error naming the last good checkpoint. Ctrl-C finishes the current step, saves
+ * checkpoints) unless told to overwrite it. A non-finite loss (`NonFiniteLossError`, thrown
+ * before the update is applied) or a step's `StopTrainingError` (the rewards failed for too
+ * many steps, say) stops the run with an error naming the last good checkpoint. Ctrl-C finishes the current step, saves
  * a checkpoint and returns (a second Ctrl-C exits at once). A plain function, no class and
  * no hooks: the trainer owns its models and disposes them.
  */
@@ -63,6 +64,21 @@ export interface RunOutput {
 
 export type StepRecord = Record<string, number | undefined>;
 
+/**
+ * Thrown by a step to end the run with an error: the loop reports it as
+ * `training stopped at step N: <message>; <the last good checkpoint>. <hint>`.
+ */
+export class StopTrainingError extends Error {
+  constructor(
+    message: string,
+    /** What the user can do about it. */
+    readonly hint: string,
+  ) {
+    super(message);
+    this.name = 'StopTrainingError';
+  }
+}
+
 export interface RunLoopOptions {
   /** The command name: the progress label and the header title (`rlvr <command>`). */
   command: string;
@@ -80,8 +96,11 @@ export interface RunLoopOptions {
   handleSigint?: boolean;
   /** A fresh run in a folder that holds an earlier run replaces it (else it is refused). Default false. */
   overwrite?: boolean;
-  /** Runs one training step; `done` steps were completed before it. Returns the step's metrics (progress bar and, by default, the metrics line). */
-  step(done: number): Promise<StepRecord>;
+  /**
+   * Runs one training step; `done` steps were completed before it; `out` prints above the
+   * progress bar. Returns the step's metrics (progress bar and, by default, the metrics line).
+   */
+  step(done: number, out: RunOutput): Promise<StepRecord>;
   /** The metrics line to write at a logging step, given the step's metrics; default the step's metrics themselves. */
   logRecord?(record: StepRecord): StepRecord;
   /** Evaluates the policy after `step` steps (0 = before training); null when there is nothing to evaluate on. */
@@ -162,10 +181,11 @@ export async function runLoop(options: RunLoopOptions): Promise<RunLoopResult> {
     while (step < config.steps) {
       let record: StepRecord;
       try {
-        record = await options.step(step);
+        record = await options.step(step, out);
       } catch (e) {
-        if (!(e instanceof NonFiniteLossError)) throw e;
         const where = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint had been written yet';
+        if (e instanceof StopTrainingError) throw new Error(`training stopped at step ${step + 1}: ${e.message}; ${where}. ${e.hint}`);
+        if (!(e instanceof NonFiniteLossError)) throw e;
         throw new Error(`training stopped at step ${step + 1}: ${e.message}, so this update was not applied; ${where}. Lower the learning rate, check the rewards' scale, or set gradClip.`);
       }
       step++;

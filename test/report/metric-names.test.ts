@@ -60,7 +60,7 @@ describe('src/report imports', () => {
       for (const spec of imports) {
         expect(spec, `${f} imports ${spec}`).not.toMatch(/tensorflow|onnxruntime/);
         // only siblings in src/report, and the node-only atomic writer every module shares
-        if (spec.startsWith('.')) expect(spec, `${f} imports ${spec}`).toMatch(/^(\.\/[\w-]+|\.\.\/engine\/atomic)\.ts$/);
+        if (spec.startsWith('.')) expect(spec, `${f} imports ${spec}`).toMatch(/^(\.\/[\w-]+|\.\.\/core\/atomic)\.ts$/);
       }
     }
     expect(seen).toBeGreaterThan(10); // the import scan itself works

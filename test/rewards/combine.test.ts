@@ -65,9 +65,10 @@ describe('scoreCompletions', () => {
     );
     expect(Array.from(r.rewards)).toEqual([1, 1, 1, 1]);
     const byName = Object.fromEntries(r.errors.map((e) => [e.name, e]));
-    expect(byName.throws).toEqual({ name: 'throws', message: 'boom', count: 1 });
-    expect(byName.rejects).toEqual({ name: 'rejects', message: 'async boom', count: 1 });
-    expect(byName.slow).toEqual({ name: 'slow', message: 'timed out after 200 ms', count: 1 });
+    expect(byName.throws).toEqual({ name: 'throws', message: 'boom', count: 1, stack: expect.stringMatching(/^at .*combine\.test\.ts:\d+:\d+/) });
+    expect(byName.rejects).toEqual({ name: 'rejects', message: 'async boom', count: 1, stack: expect.stringMatching(/^at .*combine\.test\.ts:\d+:\d+/) });
+    expect(byName.throws!.stack!.split('\n').length).toBeLessThanOrEqual(4); // the head of the stack
+    expect(byName.slow).toEqual({ name: 'slow', message: 'timed out after 200 ms', count: 1 }); // no stack: the combiner's own timer
     expect(byName.short?.message).toBe('returned 2 values for 4 completions');
     expect(byName.nan).toEqual({ name: 'nan', message: 'value 1 is NaN; expected a finite number or null', count: 2 });
     expect(byName.string?.message).toMatch(/value 0 is a string \("1"\)/);

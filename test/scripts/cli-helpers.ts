@@ -43,7 +43,7 @@ export async function tinyTask(prefix: string): Promise<TinyTask> {
 export function tinyGrpoArgs(task: TinyTask, outDir: string, steps: number, extra: string[] = []): string[] {
   return [
     'grpo', '--model', task.modelDir, '--data', task.trainFile, '--out', outDir, '--steps', String(steps), '--backend', 'cpu',
-    '--set', 'promptsPerStep=2', '--set', 'numGenerations=2', '--set', 'maxCompletionLength=3', '--set', 'report=false', '--set', 'warmupSteps=0',
+    '--set', 'promptsPerStep=2', '--set', 'numGenerations=2', '--set', 'maxCompletionLength=3', '--set', 'report=false', '--set', 'warmupSteps=0', '--set', 'engine=tfjs',
     ...extra,
   ];
 }

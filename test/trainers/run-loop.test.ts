@@ -142,9 +142,9 @@ describe('runLoop', () => {
   it('a NonFiniteLossError at step N stops the run naming step N and the last good checkpoint, saving nothing more', async () => {
     const { options, events } = loopOptions('nan', { steps: 10, saveEvery: 2 });
     const inner = options.step;
-    options.step = async (done) => {
+    options.step = async (done, out) => {
       if (done === 4) throw new NonFiniteLossError('the loss is NaN and the gradient norm NaN', { loss: NaN, gradNorm: NaN });
-      return inner(done);
+      return inner(done, out);
     };
     const out = options.config.outDir;
     const error = await runLoop(options).catch((e: unknown) => e as Error);
@@ -202,8 +202,8 @@ describe('runLoop', () => {
     const stream = collector();
     const { options, events } = loopOptions('sigint', { steps: 10, saveEvery: 4 }, { handleSigint: true, quiet: false, stream });
     const inner = options.step;
-    options.step = async (done) => {
-      const record = await inner(done);
+    options.step = async (done, out) => {
+      const record = await inner(done, out);
       if (done === 2) process.emit('SIGINT');
       return record;
     };
@@ -222,9 +222,9 @@ describe('runLoop', () => {
     const stream = collector();
     const { options, events } = loopOptions('sigint-last', { steps: 3 }, { handleSigint: true, quiet: false, stream });
     const inner = options.step;
-    options.step = async (done) => {
+    options.step = async (done, out) => {
       if (done === 2) process.emit('SIGINT');
-      return inner(done);
+      return inner(done, out);
     };
     const out = options.config.outDir;
     const result = await runLoop(options);
