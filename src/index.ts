@@ -176,7 +176,12 @@ export {
   sampleToken,
   samplingDistribution,
   tfjsSampler,
+  generateWith,
+  modelLimits,
   type Sampler,
+  type DecodeBackend,
+  type DecoderLimits,
+  type GenerateWithOptions,
   type GenerateOptions,
   type GenerateTextOptions,
   type GenerationResult,
@@ -185,6 +190,15 @@ export {
   type SamplingParams,
   type TokenDistribution,
 } from './lm/sampler.ts';
+// onnxruntime engine: graphs, sessions, sampler, export
+export { GraphBuilder, decodeModel, IR_VERSION, OPSET } from './engine/onnx/graph.ts';
+export { causalLMGraph, serializeCausalLM, type CausalLMGraphOptions } from './engine/onnx/causal-lm-graph.ts';
+export { OrtCausalLM, readWeights, type OrtCausalLMOptions, type WeightRoute } from './engine/onnx/causal-lm.ts';
+export { onnxSampler, type EngineSampler, type OnnxSamplerOptions } from './engine/onnx/sampler.ts';
+export { exportOnnx, EXTERNAL_DATA_BYTES, type ExportOptions, type ExportResult } from './engine/onnx/export.ts';
+export { loadOrt, ortAvailable, createSession, type SessionOptions } from './engine/onnx/runtime.ts';
+export { openSampler } from './trainers/sampling-engine.ts';
+export { ENGINES, type EngineChoice } from './trainers/sft-config.ts';
 // lm per-token boundary and value head
 export {
   type LogprobBatch,
