@@ -20,6 +20,7 @@
  * function that never returns blocks the event loop and cannot be timed out: long work
  * belongs in async functions (the code runner is one). Functions must not mutate the batch.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { existsSync, statSync } from 'node:fs';
 import { basename, extname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -116,6 +117,18 @@ function checkValues(out: unknown, n: number): { values: RewardValue[] } | { mes
   return bad > 0 ? { message: first, count: bad } : { values: arr as RewardValue[] };
 }
 
+/**
+ * Every reward function runs inside this async context, holding its name: code that the
+ * function runs later (its promises, timers, callbacks) carries it too, so a trainer can
+ * tell which reward an unhandled rejection or a process.exit() came from.
+ */
+const rewardScope = new AsyncLocalStorage<string>();
+
+/** The name of the reward function whose code is running (in its async context), or undefined. */
+export function runningReward(): string | undefined {
+  return rewardScope.getStore();
+}
+
 /** The combiner's own timeout: its stack would point here, not into the reward function. */
 class RewardTimeout extends Error {}
 
@@ -137,7 +150,7 @@ async function runOne(
 ): Promise<{ values: RewardValue[] } | { message: string; count: number; missingColumn?: string; stack?: string }> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
-  const work = Promise.resolve().then(() => spec.fn(batch, { signal: controller.signal }));
+  const work = Promise.resolve().then(() => rewardScope.run(spec.name, () => spec.fn(batch, { signal: controller.signal })));
   work.catch(() => {}); // a late rejection after a timeout is not unhandled
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {

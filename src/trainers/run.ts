@@ -13,7 +13,9 @@
  * A fresh run refuses a folder that already holds a run (it would mix the two runs' logs and
  * checkpoints) unless told to overwrite it. A non-finite loss (`NonFiniteLossError`, thrown
  * before the update is applied) or a step's `StopTrainingError` (the rewards failed for too
- * many steps, say) stops the run with an error naming the last good checkpoint. Ctrl-C finishes the current step, saves
+ * many steps, say) stops the run with an error naming the last good checkpoint. So does user
+ * code that calls process.exit() or leaves an error unhandled (containment.ts), after saving
+ * the step it happened in. Ctrl-C finishes the current step, saves
  * a checkpoint and returns (a second Ctrl-C exits at once). A plain function, no class and
  * no hooks: the trainer owns its models and disposes them.
  */
@@ -23,6 +25,7 @@ import { AdamW, constantSchedule, type Schedule, warmupCosine, warmupLinear } fr
 import { reportFromMetricsFile } from '../report/html.ts';
 import type { MetricsWriter, SampleWriter } from '../report/metrics.ts';
 import { type ProgressStream, TrainingProgress, printRunHeader } from '../report/progress.ts';
+import { UserCodeGuard, describeIncident } from './containment.ts';
 import { changedFields, openRunLogs, prepareRunFolder } from './trainer-state.ts';
 import { NonFiniteLossError } from './update.ts';
 
@@ -143,6 +146,7 @@ export async function runLoop(options: RunLoopOptions): Promise<RunLoopResult> {
   };
   const handleSigint = options.handleSigint ?? true;
   if (handleSigint) process.on('SIGINT', onSigint);
+  const guard = UserCodeGuard.install();
   try {
     if (!resumed) prepareRunFolder(config.outDir, options.overwrite ?? false);
     ({ metrics, samples } = openRunLogs(config.outDir, config, resumed ? resumed.step : null));
@@ -167,22 +171,36 @@ export async function runLoop(options: RunLoopOptions): Promise<RunLoopResult> {
       time.eval += (performance.now() - t0) / 1000;
     };
     let lastCheckpoint: string | null = resumed?.dir ?? null;
+    let savedAt = -1;
     const save = async (dir: string, at: number): Promise<void> => {
       const t0 = performance.now();
       await options.save(dir, at);
       lastCheckpoint = dir;
+      savedAt = at;
       time.checkpoint += (performance.now() - t0) / 1000;
     };
+    const startStep = resumed?.step ?? 0;
+    // User code that exited, or left an error unhandled (containment.ts): keep the state
+    // after step `at` (saved unless no step ran, or `stepFailed`), then stop with the story.
+    const stopOnIncident = async (at: number, stepFailed = false): Promise<void> => {
+      const incident = guard.incident;
+      if (!incident) return;
+      if (at > startStep && savedAt !== at && !stepFailed) await save(join(config.outDir, `checkpoint-${at}`), at);
+      const kept = lastCheckpoint ? `The last checkpoint is ${lastCheckpoint}; continue from it with --resume once this is fixed.` : 'No checkpoint had been written yet.';
+      throw new Error(`training stopped after step ${at}: ${describeIncident(incident, kept)}`);
+    };
 
-    let step = resumed?.step ?? 0;
+    let step = startStep;
     progress.start(step);
     if (options.evaluate && options.evaluateAtStart && !resumed) await evaluate(0);
+    await stopOnIncident(step);
     const t0 = performance.now();
     while (step < config.steps) {
       let record: StepRecord;
       try {
         record = await options.step(step, out);
       } catch (e) {
+        await stopOnIncident(step, true);
         const where = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint had been written yet';
         if (e instanceof StopTrainingError) throw new Error(`training stopped at step ${step + 1}: ${e.message}; ${where}. ${e.hint}`);
         if (!(e instanceof NonFiniteLossError)) throw e;
@@ -198,6 +216,7 @@ export async function runLoop(options: RunLoopOptions): Promise<RunLoopResult> {
       if (options.evaluate && ((config.evalEvery > 0 && step % config.evalEvery === 0) || last)) await evaluate(step);
       if (last) await save(join(config.outDir, 'final'), step);
       else if (interrupted || (config.saveEvery > 0 && step % config.saveEvery === 0)) await save(join(config.outDir, `checkpoint-${step}`), step);
+      await stopOnIncident(step);
       if (interrupted) break;
     }
     const seconds = (performance.now() - t0) / 1000;
@@ -213,6 +232,7 @@ export async function runLoop(options: RunLoopOptions): Promise<RunLoopResult> {
     }
     return { step, interrupted, lastCheckpoint: lastCheckpoint ?? join(config.outDir, 'final'), seconds, time, reportPath };
   } finally {
+    guard.release();
     if (handleSigint) process.off('SIGINT', onSigint);
     progress?.stop();
     metrics?.close();
