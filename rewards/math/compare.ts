@@ -28,6 +28,7 @@ import {
   toText, variables, type Complex, type Node, type NumericValue,
 } from './expr.ts';
 import type { RelOp, Value } from './parse.ts';
+import { normalizeSet, sameSet, solveSet, type Atom, type Predicate, type RealSet } from './solve-set.ts';
 
 /** Relative tolerance between two exact forms evaluated in floating point. */
 export const TIGHT_TOL = 1e-9;
@@ -60,6 +61,11 @@ export class Deadline {
 export interface CompareContext {
   relTol: number;
   deadline: Deadline;
+  /**
+   * Also compare a gold set with a predicted inequality (`[1, 4]` vs `1 \le t \le 4`), as
+   * Math-Verify's `allow_set_relation_comp`. A gold inequality always takes a predicted set.
+   */
+  allowSetRelation?: boolean;
 }
 
 // ---- helpers ----------------------------------------------------------------------------
@@ -133,21 +139,24 @@ export function equivalent(gold: Value, pred: Value, ctx: CompareContext): boole
       const value = alignedValue(gold, pred);
       return value !== null && equivalent(last(gold), value, ctx);
     }
-    return relationsEquivalent(gold, pred, ctx);
+    return relationsEquivalent(gold, pred, ctx) || sameSolutionSet(gold, pred, ctx);
   }
   if (pred.kind === 'relation') {
     // `k = 1/3` answers `1/3`; the value after the last `=` is the prediction.
-    return pred.ops.every((o) => o === '=') && equivalent(gold, last(pred), ctx);
+    if (pred.ops.every((o) => o === '=')) return equivalent(gold, last(pred), ctx);
+    // A gold set against a predicted inequality: only when asked (Math-Verify's default).
+    if (isSetLike(gold)) return ctx.allowSetRelation === true && inequalityMatchesSet(pred, gold, false, ctx);
+    return isInequalityList(gold) && sameSolutionSet(gold, pred, ctx);
   }
   if (gold.kind === 'relation') {
     // `x = 3`, `PQ = 7`, `g(t) = 3`: a bare prediction answers with the value.
     if (gold.named || isAssignment(gold)) return equivalent(last(gold), pred, ctx);
-    if (pred.kind === 'interval' || pred.kind === 'union') {
-      const set = relationToInterval(gold);
-      return set !== null && equivalent(set.interval, pred, ctx);
-    }
-    return false;
+    if (isSetLike(pred)) return inequalityMatchesSet(gold, pred, true, ctx);
+    return isInequalityList(pred) && sameSolutionSet(gold, pred, ctx);
   }
+  // `x < -1 or x > 3` (a list of inequalities) against a union of intervals.
+  if (isInequalityList(gold) && isSetLike(pred)) return inequalityMatchesSet(gold, pred, true, ctx);
+  if (isInequalityList(pred) && isSetLike(gold)) return ctx.allowSetRelation === true && inequalityMatchesSet(pred, gold, false, ctx);
 
   if (gold.kind === 'raw' || pred.kind === 'raw') {
     return gold.kind === 'raw' && pred.kind === 'raw' && gold.text === pred.text;
@@ -461,7 +470,7 @@ function relationToInterval(rel: Extract<Value, { kind: 'relation' }>): { variab
   const nodes = rel.terms.map((t) => (t.kind === 'expr' ? t.node : null));
   if (nodes.some((n) => n === null)) return null;
   const ns = nodes as Node[];
-  const isVar = (n: Node) => n.t === 'sym';
+  const isVar = isQuantity;
   const isConst = (n: Node) => variables(n).size === 0;
   const expr = (node: Node): Value => ({ kind: 'expr', node, percent: false });
   const make = (variable: string, lo: Node, hi: Node, loOpen: boolean, hiOpen: boolean) => ({
@@ -476,7 +485,7 @@ function relationToInterval(rel: Extract<Value, { kind: 'relation' }>): { variab
       op = FLIP[op];
     }
     if (!isVar(l) || !isConst(r) || op === '=' || op === '≠') return null;
-    const name = (l as { name: string }).name;
+    const name = toText(l);
     if (op === '<' || op === '≤') return make(name, NEG_INF, r, true, op === '<');
     return make(name, r, INF, op === '>', true);
   }
@@ -484,11 +493,160 @@ function relationToInterval(rel: Extract<Value, { kind: 'relation' }>): { variab
     const [lo, x, hi] = ns as [Node, Node, Node];
     const [o1, o2] = rel.ops as [RelOp, RelOp];
     if (!isVar(x) || !isConst(lo) || !isConst(hi)) return null;
-    const name = (x as { name: string }).name;
+    const name = toText(x);
     const up = (o: RelOp) => o === '<' || o === '≤';
     const down = (o: RelOp) => o === '>' || o === '≥';
     if (up(o1) && up(o2)) return make(name, lo, hi, o1 === '<', o2 === '<');
     if (down(o1) && down(o2)) return make(name, hi, lo, o2 === '>', o1 === '>');
   }
   return null;
+}
+
+/** A variable, or a named quantity standing for one (`f(x)` read as f·x, `PQ`); not `|x|`. */
+function isQuantity(n: Node): boolean {
+  if (n.t === 'sym') return true;
+  return n.t === 'mul' && isQuantity(n.a) && isQuantity(n.b);
+}
+
+// ---- solution sets ----------------------------------------------------------------------------
+
+type Relation = Extract<Value, { kind: 'relation' }>;
+
+const isInequality = (v: Value): v is Relation => v.kind === 'relation' && v.ops.some((o) => o !== '=');
+
+/** `x < -1, x > 3` (read from "x < -1 or x > 3"): a list or set of inequalities. */
+function isInequalityList(v: Value): v is Extract<Value, { items: Value[] }> {
+  return (v.kind === 'list' || v.kind === 'set') && v.items.length > 1 && v.items.every(isInequality);
+}
+
+/** A set of reals written as a set: an interval, a union, `(a, b)` / `a, b` (open), `\{a, b\}`. */
+function isSetLike(v: Value): boolean {
+  if (v.kind === 'interval' || v.kind === 'union') return true;
+  if (v.kind === 'set') return v.items.every((x) => x.kind === 'expr');
+  return (v.kind === 'tuple' || v.kind === 'list') && v.items.length === 2 && v.items.every((x) => x.kind === 'expr');
+}
+
+const pairAsInterval = (v: Value): Value =>
+  (v.kind === 'tuple' || v.kind === 'list') && v.items.length === 2
+    ? { kind: 'interval', lo: v.items[0]!, hi: v.items[1]!, loOpen: true, hiOpen: true }
+    : v;
+
+/**
+ * The solution set of simple inequalities as an interval or union with the exact end points
+ * written (`x > 5` -> (5, ∞), `x \ne 2` -> (-∞, 2) ∪ (2, ∞), `x < -1 or x > 3` -> a union of
+ * disjoint intervals); null when the inequality is not one quantity against constants.
+ */
+function simpleSolutionSet(v: Value): { variable: string; set: Value } | null {
+  if (v.kind === 'relation') {
+    if (v.ops.length === 1 && v.ops[0] === '≠' && v.terms.every((t) => t.kind === 'expr')) {
+      const [l, r] = v.terms.map((t) => (t as Extract<Value, { kind: 'expr' }>).node) as [Node, Node];
+      const [q, c] = isQuantity(l) && variables(r).size === 0 ? [l, r] : isQuantity(r) && variables(l).size === 0 ? [r, l] : [null, null];
+      if (!q || !c) return null;
+      const expr = (node: Node): Value => ({ kind: 'expr', node, percent: false });
+      return {
+        variable: toText(q),
+        set: {
+          kind: 'union',
+          parts: [
+            { kind: 'interval', lo: expr(NEG_INF), hi: expr(c), loOpen: true, hiOpen: true },
+            { kind: 'interval', lo: expr(c), hi: expr(INF), loOpen: true, hiOpen: true },
+          ],
+        },
+      };
+    }
+    const r = relationToInterval(v);
+    return r && { variable: r.variable, set: r.interval };
+  }
+  if (!isInequalityList(v)) return null;
+  const parts = v.items.map((x) => simpleSolutionSet(x));
+  if (parts.some((p) => p === null || p.set.kind !== 'interval') || new Set(parts.map((p) => p!.variable)).size !== 1) return null;
+  const sets = parts.map((p) => toRealSet(p!.set));
+  if (sets.some((x) => x === null)) return null;
+  // Disjoint pieces join into a union ("or"); overlapping ones are left to the solver ("and").
+  const all = sets.flatMap((x) => x!);
+  if (normalizeSet(all).length !== all.length) return null;
+  return { variable: parts[0]!.variable, set: { kind: 'union', parts: parts.map((p) => p!.set) } };
+}
+
+/** A relation or a list of them as a predicate in its one variable; null otherwise. */
+function predicateOf(v: Value): { predicate: Predicate; variable: string } | null {
+  const conjunction = (r: Value): Atom[] | null => {
+    if (r.kind !== 'relation' || r.terms.some((t) => t.kind !== 'expr')) return null;
+    const nodes = r.terms.map((t) => (t as Extract<Value, { kind: 'expr' }>).node);
+    return r.ops.map((op, i) => ({ f: { t: 'sub', a: nodes[i]!, b: nodes[i + 1]! }, op }));
+  };
+  const conjunctions = v.kind === 'relation' ? [conjunction(v)] : isInequalityList(v) ? v.items.map(conjunction) : [null];
+  if (conjunctions.some((c) => c === null)) return null;
+  const cs = conjunctions as Atom[][];
+  const vars = new Set<string>();
+  for (const c of cs) for (const a of c) variables(a.f, vars);
+  if (vars.size !== 1) return null;
+  const variable = [...vars][0]!;
+  if (cs.length === 1) return { predicate: cs, variable };
+  // A list reads as "or" when its pieces are disjoint (`x < -1, x > 3`), else as "and".
+  const sets = cs.map((c) => solveSet([c], variable));
+  if (sets.some((x) => x === null)) return null;
+  const all = sets.flatMap((x) => x!);
+  return { predicate: normalizeSet(all).length === all.length ? cs : [cs.flat()], variable };
+}
+
+/** A set written with constant end points as pieces of reals; null when not constant. */
+function toRealSet(v: Value): RealSet | null {
+  const num = (x: Value): number | null => {
+    if (x.kind !== 'expr' || variables(x.node).size > 0) return null;
+    const z = evalComplex(x.node);
+    if (!z || z.kind !== 'scalar' || !isReal(z.z) || Number.isNaN(z.z.re)) return null;
+    return !Number.isFinite(z.z.re) && !containsInfinity(x.node) ? null : z.z.re;
+  };
+  const w = pairAsInterval(v);
+  if (w.kind === 'interval') {
+    const lo = num(w.lo);
+    const hi = num(w.hi);
+    return lo === null || hi === null ? null : [{ lo, hi, loClosed: !w.loOpen, hiClosed: !w.hiOpen }];
+  }
+  if (w.kind === 'set') {
+    const points = w.items.map(num);
+    return points.some((p) => p === null || !Number.isFinite(p)) ? null : points.map((p) => ({ lo: p!, hi: p!, loClosed: true, hiClosed: true }));
+  }
+  if (w.kind === 'union') {
+    const parts = w.parts.map(toRealSet);
+    return parts.some((p) => p === null) ? null : parts.flatMap((p) => p!);
+  }
+  return null;
+}
+
+/**
+ * An inequality (or a list of them) against a set: `-3 < y < 8` vs `(-3, 8)`,
+ * `|x - 1| > 2` vs `(-∞, -1) ∪ (3, ∞)`. Simple inequalities compare their written end points
+ * (so the decimal rules apply); others are solved (`solve-set.ts`) when decidable.
+ * `relIsGold` keeps the gold-first order of the comparison.
+ */
+function inequalityMatchesSet(rel: Value, set: Value, relIsGold: boolean, ctx: CompareContext): boolean {
+  const simple = simpleSolutionSet(rel);
+  if (simple) {
+    const written = pairAsInterval(set);
+    return relIsGold ? equivalent(simple.set, written, ctx) : equivalent(written, simple.set, ctx);
+  }
+  const p = predicateOf(rel);
+  if (!p) return false;
+  ctx.deadline.check();
+  const solved = solveSet(p.predicate, p.variable);
+  const target = toRealSet(set);
+  return solved !== null && target !== null && sameSet(solved, target);
+}
+
+/**
+ * Two inequalities (or lists of them) in the same variable with the same solution set:
+ * `x^2 > 4` and `x < -2 or x > 2`. Equations are never compared this way (see README).
+ */
+function sameSolutionSet(a: Value, b: Value, ctx: CompareContext): boolean {
+  const hasInequality = (v: Value) => (v.kind === 'relation' ? isInequality(v) : isInequalityList(v));
+  if (!hasInequality(a) || !hasInequality(b)) return false;
+  const pa = predicateOf(a);
+  const pb = predicateOf(b);
+  if (!pa || !pb || pa.variable !== pb.variable) return false;
+  ctx.deadline.check();
+  const sa = solveSet(pa.predicate, pa.variable);
+  const sb = sa && solveSet(pb.predicate, pb.variable);
+  return sa !== null && sb !== null && sameSet(sa, sb);
 }

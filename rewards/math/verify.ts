@@ -28,6 +28,13 @@ export interface VerifyMathOptions {
    * (integers, fractions, radicals) are always compared exactly.
    */
   relTol?: number;
+  /**
+   * Also accept an inequality predicted for a gold set (`[1, 4]` answered by
+   * `1 \le t \le 4`), like Math-Verify's `allow_set_relation_comp` (default false, as
+   * there). A gold inequality always accepts the predicted set (`1 \le t \le 4` answered
+   * by `t \in [1, 4]`).
+   */
+  allowSetRelation?: boolean;
 }
 
 export const DEFAULT_TIMEOUT_MS = 2000;
@@ -60,7 +67,11 @@ export function resolveVerifyOptions(options: VerifyMathOptions | undefined, cal
   if (typeof relTol !== 'number' || !(relTol > 0 && relTol <= 0.1)) {
     throw new RangeError(`${caller}: options.relTol must be a number in (0, 0.1], got ${String(relTol)}`);
   }
-  return { timeoutMs, relTol };
+  const allowSetRelation = options?.allowSetRelation ?? false;
+  if (typeof allowSetRelation !== 'boolean') {
+    throw new TypeError(`${caller}: options.allowSetRelation must be a boolean, got ${typeof allowSetRelation}`);
+  }
+  return { timeoutMs, relTol, allowSetRelation };
 }
 
 export function checkText(value: unknown, name: string, caller: string): asserts value is string {
@@ -102,7 +113,7 @@ export function verifyResolved(gold: string, prediction: string, opts: Required<
     if (!g) return false;
     const p = answerValue(prediction, deadline);
     if (!p) return false;
-    return equivalent(g, p, { relTol: opts.relTol, deadline });
+    return equivalent(g, p, { relTol: opts.relTol, deadline, allowSetRelation: opts.allowSetRelation });
   } catch (e) {
     // A time-out, an unparseable corner or a stack overflow on a pathological input all
     // mean the same for a reward: not verified.

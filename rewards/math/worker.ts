@@ -10,9 +10,10 @@ interface CheckRequest {
   prediction: string;
   timeoutMs: number;
   relTol: number;
+  allowSetRelation: boolean;
 }
 
 serveWorker((payload) => {
-  const { gold, prediction, timeoutMs, relTol } = payload as CheckRequest;
-  return verifyResolved(gold, prediction, { timeoutMs, relTol });
+  const { gold, prediction, timeoutMs, relTol, allowSetRelation } = payload as CheckRequest;
+  return verifyResolved(gold, prediction, { timeoutMs, relTol, allowSetRelation });
 });

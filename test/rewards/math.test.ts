@@ -517,3 +517,60 @@ table('ratios', [
   ['12:00', '\\boxed{12}', false],
   ['1:0', '\\boxed{2:0}', false],
 ]);
+
+table('inequalities against intervals and unions (a gold inequality takes a set)', [
+  ['-5 < a < 2', '\\boxed{(-5, 2)}', true],
+  ['2 \\le s \\le 9', '\\boxed{s \\in [2, 9]}', true],
+  ['y \\ge 3', '\\boxed{[3, +\\infty)}', true],
+  ['0 < g(x) \\le 5', '\\boxed{(0, 5]}', true],
+  ['x \\ne -1', '\\boxed{(-\\infty,-1)\\cup(-1,\\infty)}', true],
+  ['x < 0 \\text{ or } x \\ge 2', '\\boxed{(-\\infty, 0) \\cup [2, \\infty)}', true],
+  ['-5 < a < 2', '\\boxed{(-5, 2]}', false],
+  ['-5 < a < 2', '\\boxed{[-5, 2)}', false],
+  ['y \\ge 3', '\\boxed{(3, \\infty)}', false],
+  ['0 < g(x) \\le 5', '\\boxed{(0, 5)}', false],
+  ['x \\ne -1', '\\boxed{(-\\infty, \\infty)}', false],
+  ['x < 0 \\text{ or } x \\ge 2', '\\boxed{(-\\infty, 0] \\cup [2, \\infty)}', false],
+  ['x < 0 \\text{ or } x \\ge 2', '\\boxed{[0, 2)}', false],
+]);
+
+table('inequalities with |.| and squares, solved exactly', [
+  ['|x + 3| \\le 2', '\\boxed{[-5, -1]}', true],
+  ['|3 - x| > 1', '\\boxed{(-\\infty, 2) \\cup (4, \\infty)}', true],
+  ['2 < |w| < 5', '\\boxed{(-5, -2) \\cup (2, 5)}', true],
+  ['x^2 \\le 4', '\\boxed{[-2, 2]}', true],
+  ['x^2 - 2 > 0', '\\boxed{(-\\infty, -\\sqrt{2}) \\cup (\\sqrt{2}, \\infty)}', true],
+  ['(x-1)^2 \\le 0', '\\boxed{\\{1\\}}', true],
+  ['x^2 + 1 < 0', '\\boxed{\\emptyset}', true],
+  ['x^2 + 1 > 0', '\\boxed{(-\\infty, \\infty)}', true],
+  ['|x - 1| + |x + 1| \\le 4', '\\boxed{[-2, 2]}', true],
+  ['\\left|\\frac{x}{3} - 1\\right| < \\frac{1}{2}', '\\boxed{\\left(\\frac{3}{2}, \\frac{9}{2}\\right)}', true],
+  ['x^2 > 4', 'x < -2 \\text{ or } x > 2', true],
+  ['|2x - 1| < 3', '\\boxed{-1 < x < 2}', true],
+  ['-1 < x < 2', '\\boxed{|2x - 1| < 3}', true],
+  ['|x + 3| \\le 2', '\\boxed{[1, 5]}', false],
+  ['|x + 3| \\le 2', '\\boxed{(-5, -1)}', false],
+  ['|3 - x| > 1', '\\boxed{(2, 4)}', false],
+  ['2 < |w| < 5', '\\boxed{(2, 5)}', false],
+  ['x^2 \\le 4', '\\boxed{(-\\infty, 2]}', false],
+  ['x^2 - 2 > 0', '\\boxed{(-\\infty, -1.414) \\cup (1.414, \\infty)}', false],
+  ['(x-1)^2 \\le 0', '\\boxed{\\emptyset}', false],
+  ['x^2 + 1 < 0', '\\boxed{(-1, 1)}', false],
+  ['|x - 1| + |x + 1| \\le 4', '\\boxed{[-1, 1]}', false],
+  ['x^2 > 4', 'x < -2 \\text{ or } x > 3', false],
+  ['|2x - 1| < 3', '\\boxed{-1 < x \\le 2}', false],
+  ['|2x - 1| < 3', '\\boxed{-1 < y < 2}', false],
+  ['x^2 = 4', '\\boxed{x = 2}', false],
+]);
+
+describe('a gold set against a predicted inequality (allowSetRelation)', () => {
+  it('is refused by default, as in Math-Verify, and accepted when asked', () => {
+    expect(verifyMath('[1, 4]', '1 \\le t \\le 4')).toBe(false);
+    expect(verifyMath('[1, 4]', '1 \\le t \\le 4', { allowSetRelation: true })).toBe(true);
+    expect(verifyMath('(-\\infty, -1) \\cup (3, \\infty)', '|x - 1| > 2', { allowSetRelation: true })).toBe(true);
+    expect(verifyMath('(-\\infty, -1) \\cup (3, \\infty)', 'x < -1 \\text{ or } x > 3', { allowSetRelation: true })).toBe(true);
+    expect(verifyMath('[1, 4]', '1 < t \\le 4', { allowSetRelation: true })).toBe(false);
+    expect(verifyMath('(-\\infty, -1) \\cup (3, \\infty)', '|x - 1| \\ge 2', { allowSetRelation: true })).toBe(false);
+    expect(() => verifyMath('1', '1', { allowSetRelation: 'yes' as unknown as boolean })).toThrow(/options\.allowSetRelation must be a boolean/);
+  });
+});
