@@ -32,7 +32,7 @@
 import type { CausalLMConfig } from '../../lm/config.ts';
 import { modelDims } from '../../lm/config.ts';
 import { parameterSpecs, ropeTables } from '../../lm/model.ts';
-import { type Dim, GraphBuilder, type SerializedModel } from './graph.ts';
+import { type Dim, GraphBuilder, MS_DOMAIN, type SerializedModel } from './graph.ts';
 
 /** Additive bias of masked attention entries, as the tfjs model. */
 const MASKED = -1e9;
@@ -42,6 +42,13 @@ export interface CausalLMGraphOptions {
   lastOnly?: boolean;
   /** Weights as graph inputs (named as the Hugging Face state dict, our [in, out] layout) instead of initializers. */
   weightsAsInputs?: boolean;
+  /**
+   * Emit onnxruntime's fused com.microsoft operators where onnxruntime does not fuse by
+   * itself: residual add + norm as SkipLayerNormalization / SkipSimplifiedLayerNormalization
+   * (with GPT-2's projection bias folded in) and RoPE as RotaryEmbedding. Default false
+   * (standard operators only); `scripts/bench-sampler.ts` measures both.
+   */
+  fused?: boolean;
 }
 
 /** Names of the cache inputs/outputs of layer `i`. */
@@ -54,6 +61,7 @@ export const presentName = (i: number, kv: 'key' | 'value'): string => `present.
  */
 export function causalLMGraph(config: CausalLMConfig, weights: Map<string, Float32Array>, options: CausalLMGraphOptions = {}): GraphBuilder {
   const d = modelDims(config);
+  const fused = options.fused ?? false;
   const { hiddenSize: D, numHeads: H, numKvHeads: Hkv, headDim: Dh, numLayers: L, vocabSize: V } = d;
   const g = new GraphBuilder(`${config.model_type}_causal_lm`);
   const specs = parameterSpecs(config);
@@ -103,10 +111,21 @@ export function causalLMGraph(config: CausalLMConfig, weights: Map<string, Float
   } else {
     x = g.op('Gather', [w('model.embed_tokens.weight'), ids]);
     const tables = ropeTables(d.maxPositions, Dh, config.rope_theta);
-    const cosT = g.initializer('rope_cos', tables.cos, [d.maxPositions, Dh]);
-    const sinT = g.initializer('rope_sin', tables.sin, [d.maxPositions, Dh]);
-    cos = g.op('Unsqueeze', [g.op('Gather', [cosT, positions]), g.int64s([1])]);
-    sin = g.op('Unsqueeze', [g.op('Gather', [sinT, positions]), g.int64s([1])]);
+    if (fused) {
+      // RotaryEmbedding reads [positions, Dh/2] tables: the first half of each row.
+      const half = (t: Float32Array): Float32Array => {
+        const out = new Float32Array(d.maxPositions * (Dh / 2));
+        for (let p = 0; p < d.maxPositions; p++) out.set(t.subarray(p * Dh, p * Dh + Dh / 2), p * (Dh / 2));
+        return out;
+      };
+      cos = g.initializer('rope_cos_half', half(tables.cos), [d.maxPositions, Dh / 2]);
+      sin = g.initializer('rope_sin_half', half(tables.sin), [d.maxPositions, Dh / 2]);
+    } else {
+      const cosT = g.initializer('rope_cos', tables.cos, [d.maxPositions, Dh]);
+      const sinT = g.initializer('rope_sin', tables.sin, [d.maxPositions, Dh]);
+      cos = g.op('Unsqueeze', [g.op('Gather', [cosT, positions]), g.int64s([1])]);
+      sin = g.op('Unsqueeze', [g.op('Gather', [sinT, positions]), g.int64s([1])]);
+    }
   }
 
   const dense = (h: string, weight: string, biasName: string | null): string => {
@@ -119,6 +138,7 @@ export function causalLMGraph(config: CausalLMConfig, weights: Map<string, Float
     g.op('SimplifiedLayerNormalization', [h, w(weight)], { axis: -1, epsilon: (config as { rms_norm_eps: number }).rms_norm_eps });
   const heads = (t: string, n: number): string => g.op('Transpose', [g.op('Reshape', [t, g.int64s([0, 0, n, Dh])])], { perm: [0, 2, 1, 3] }); // [B, n, S, Dh]
   const rope = (t: string): string => {
+    if (fused) return g.op('RotaryEmbedding', [t, positions, cos!, sin!], { interleaved: 0 }, { domain: MS_DOMAIN }); // t [B, n, S, Dh]
     const [t1, t2] = g.node('Split', [t, g.int64s([Dh / 2, Dh / 2])], { axis: -1 }, { numOutputs: 2 }) as [string, string];
     const rotated = g.op('Concat', [g.op('Neg', [t2]), t1], { axis: -1 });
     return g.op('Add', [g.op('Mul', [t, cos!]), g.op('Mul', [rotated, sin!])]);
@@ -149,35 +169,65 @@ export function causalLMGraph(config: CausalLMConfig, weights: Map<string, Float
     return g.op('Reshape', [g.op('Transpose', [ctx], { perm: [0, 2, 1, 3] }), g.int64s([0, 0, H * Dh])]); // [B, S, H*Dh]
   };
 
+  // The residual stream: x, plus a pending delta (and bias) that the next norm adds first.
+  // Fused, "x += delta; h = norm(x)" is one Skip(Simplified)LayerNormalization whose fourth
+  // output is the new x; unfused, an Add then the norm.
+  let pending: { delta: string; bias: string | null } | null = null;
+  const eps = config.model_type === 'gpt2' ? config.layer_norm_epsilon : config.rms_norm_eps;
+  const addResidual = (delta: string, bias: string | null): void => {
+    if (fused) {
+      pending = { delta, bias };
+      return;
+    }
+    x = g.op('Add', [x, bias ? g.op('Add', [delta, w(bias)]) : delta]);
+  };
+  const norm = (prefix: string): string => {
+    const gpt2 = config.model_type === 'gpt2';
+    if (!pending) return gpt2 ? layerNorm(x, prefix) : rmsNorm(x, prefix);
+    const p: { delta: string; bias: string | null } = pending;
+    pending = null;
+    const sum = g.fresh('residual');
+    const out = g.fresh('normed');
+    if (gpt2) {
+      g.node('SkipLayerNormalization', [x, p.delta, w(prefix + '.weight'), w(prefix + '.bias'), p.bias ? w(p.bias) : ''], { epsilon: eps }, { outputs: [out, '', '', sum], domain: MS_DOMAIN });
+    } else {
+      const delta = p.bias ? g.op('Add', [p.delta, w(p.bias)]) : p.delta;
+      g.node('SkipSimplifiedLayerNormalization', [x, delta, w(prefix)], { epsilon: eps }, { outputs: [out, '', '', sum], domain: MS_DOMAIN });
+    }
+    x = sum;
+    return out;
+  };
+  const optionalBias = (name: string): string | null => (has(name) ? name : null);
+
   for (let l = 0; l < L; l++) {
     if (config.model_type === 'gpt2') {
       const p = `transformer.h.${l}.`;
-      const h1 = layerNorm(x, p + 'ln_1');
+      const h1 = norm(p + 'ln_1');
       const qkv = dense(h1, p + 'attn.c_attn.weight', p + 'attn.c_attn.bias'); // [B, S, 3D]
       const [q, k, v] = g.node('Split', [qkv, g.int64s([D, D, D])], { axis: -1 }, { numOutputs: 3 }) as [string, string, string];
       const a = attention(q, k, v, l, null, null);
-      x = g.op('Add', [x, dense(a, p + 'attn.c_proj.weight', p + 'attn.c_proj.bias')]);
-      const h2 = layerNorm(x, p + 'ln_2');
+      addResidual(g.op('MatMul', [a, w(p + 'attn.c_proj.weight')]), p + 'attn.c_proj.bias');
+      const h2 = norm(p + 'ln_2');
       const m = g.op('Gelu', [dense(h2, p + 'mlp.c_fc.weight', p + 'mlp.c_fc.bias')], { approximate: 'tanh' });
-      x = g.op('Add', [x, dense(m, p + 'mlp.c_proj.weight', p + 'mlp.c_proj.bias')]);
+      addResidual(g.op('MatMul', [m, w(p + 'mlp.c_proj.weight')]), p + 'mlp.c_proj.bias');
       continue;
     }
     const p = `model.layers.${l}.`;
-    const h1 = rmsNorm(x, p + 'input_layernorm.weight');
+    const h1 = norm(p + 'input_layernorm.weight');
     const q = dense(h1, p + 'self_attn.q_proj.weight', p + 'self_attn.q_proj.bias');
     const k = dense(h1, p + 'self_attn.k_proj.weight', p + 'self_attn.k_proj.bias');
     const v = dense(h1, p + 'self_attn.v_proj.weight', p + 'self_attn.v_proj.bias');
     const qNorm = has(p + 'self_attn.q_norm.weight') ? p + 'self_attn.q_norm.weight' : null;
     const kNorm = has(p + 'self_attn.k_norm.weight') ? p + 'self_attn.k_norm.weight' : null;
     const a = attention(q, k, v, l, qNorm, kNorm);
-    x = g.op('Add', [x, dense(a, p + 'self_attn.o_proj.weight', p + 'self_attn.o_proj.bias')]);
-    const h2 = rmsNorm(x, p + 'post_attention_layernorm.weight');
+    addResidual(g.op('MatMul', [a, w(p + 'self_attn.o_proj.weight')]), optionalBias(p + 'self_attn.o_proj.bias'));
+    const h2 = norm(p + 'post_attention_layernorm.weight');
     const gate = g.op('MatMul', [h2, w(p + 'mlp.gate_proj.weight')]);
     const up = g.op('MatMul', [h2, w(p + 'mlp.up_proj.weight')]);
     const m = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]); // silu(gate) * up
-    x = g.op('Add', [x, g.op('MatMul', [m, w(p + 'mlp.down_proj.weight')])]);
+    addResidual(g.op('MatMul', [m, w(p + 'mlp.down_proj.weight')]), null);
   }
-  let h = config.model_type === 'gpt2' ? layerNorm(x, 'transformer.ln_f') : rmsNorm(x, 'model.norm.weight');
+  let h = config.model_type === 'gpt2' ? norm('transformer.ln_f') : norm('model.norm.weight');
   if (options.lastOnly) h = g.op('Slice', [h, g.int64s([-1]), g.int64s([2 ** 53 - 1]), g.int64s([1])]); // [B, 1, D]
   const embedding = config.model_type === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight';
   if (config.tie_word_embeddings) {

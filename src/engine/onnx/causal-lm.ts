@@ -28,6 +28,8 @@ export type WeightRoute = 'initializers' | 'inputs';
 export interface OrtCausalLMOptions extends SessionOptions {
   /** How weights reach the session (see the file header). Default 'initializers'. */
   route?: WeightRoute;
+  /** Fused com.microsoft operators in the graph (`CausalLMGraphOptions.fused`). Default false. */
+  fused?: boolean;
 }
 
 /** The weights of a tfjs model as Float32Arrays (our layout, Hugging Face names). */
@@ -106,7 +108,7 @@ export class OrtCausalLM {
 
   private async build(lastOnly: boolean): Promise<OrtSession> {
     const asInputs = this.route === 'inputs';
-    const { model, externalData } = serializeCausalLM(this.config, this.weights, { lastOnly, weightsAsInputs: asInputs, externalData: asInputs ? undefined : 'weights.bin' });
+    const { model, externalData } = serializeCausalLM(this.config, this.weights, { lastOnly, weightsAsInputs: asInputs, fused: this.options.fused ?? false, externalData: asInputs ? undefined : 'weights.bin' });
     return createSession(model, externalData, this.options);
   }
 

@@ -39,7 +39,8 @@ function maskedDiff(a: ArrayLike<number>, b: ArrayLike<number>, mask: ArrayLike<
   return m;
 }
 
-describe.each(['gpt2-tiny', 'llama-gqa-tied', 'qwen2-bias-untied', 'qwen3-gqa-headdim', 'qwen3-bias-untied'])('onnxruntime engine on fixture %s', (name) => {
+const FIXTURE_NAMES = ['gpt2-tiny', 'llama-gqa-tied', 'qwen2-bias-untied', 'qwen3-gqa-headdim', 'qwen3-bias-untied'];
+describe.each(FIXTURE_NAMES.flatMap((n) => [[n, false] as const, [n, true] as const]))('onnxruntime engine on fixture %s (fused operators: %s)', (name, fused) => {
   const dir = join(FIXTURES, name);
 
   it('prefill logits of a left-padded batch match tfjs and numpy to 1e-4', async () => {
@@ -49,7 +50,7 @@ describe.each(['gpt2-tiny', 'llama-gqa-tied', 'qwen2-bias-untied', 'qwen3-gqa-he
     const T = expected.input_ids[0]!.length;
     const ids = Int32Array.from(expected.input_ids.flat());
     const mask = Int32Array.from(expected.attention_mask.flat());
-    const ort = await OrtCausalLM.fromModel(model);
+    const ort = await OrtCausalLM.fromModel(model, { fused });
     try {
       const V = model.dims.vocabSize;
       const got = await ort.forward(ids, B, T, mask);
@@ -66,7 +67,7 @@ describe.each(['gpt2-tiny', 'llama-gqa-tied', 'qwen2-bias-untied', 'qwen3-gqa-he
 
   it('20 KV-cached decode steps (10 for the 16-position GPT-2) give the logits of the full tfjs forward to 1e-4', async () => {
     const { model } = await loadCausalLM(dir);
-    const ort = await OrtCausalLM.fromModel(model);
+    const ort = await OrtCausalLM.fromModel(model, { fused });
     try {
       const V = model.dims.vocabSize;
       const rng = new Rng(11);
