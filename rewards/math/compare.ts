@@ -40,6 +40,8 @@ const SAMPLE_WANTED = 6;
 const SAMPLE_MIN_VALID = 3;
 const SIMPLIFY_MAX_NODES = 60;
 const MAX_MATCH_ITEMS = 64;
+/** Significant digits a gold decimal needs before it counts as a rounded value. */
+const MIN_ROUNDED_DIGITS = 2;
 
 export class VerifyTimeout extends Error {
   override name = 'VerifyTimeout';
@@ -283,7 +285,72 @@ function exprEquivalent(
   const per100 = (n: Node): Node => ({ t: 'div', a: n, b: { t: 'num', text: '100' } });
   if (g.percent && !p.percent && exprEqual(per100(g.node), p.node, ctx)) return true;
   if (p.percent && !g.percent && exprEqual(g.node, per100(p.node), ctx)) return true;
+  // `66.67\%` answered by `\frac23`: the gold's digits, in percent.
+  if (g.percent && !p.percent && bareDecimal(g.node) !== null) {
+    if (exprEqual(g.node, { t: 'mul', a: p.node, b: { t: 'num', text: '100' } }, ctx)) return true;
+  }
+  // A predicted `12m`, `4.5s`, `9.8\mathrm{m}`, `35 cm` against a bare number: the unit goes.
+  // (Units set off by a space are removed from both sides earlier, in normalize.ts; a gold
+  // `2m` stays an expression in m.)
+  if (variables(g.node).size === 0 && variables(p.node).size > 0) {
+    const value = withoutUnit(p.node);
+    if (value) return exprEqual(g.node, value, ctx);
+  }
   return false;
+}
+
+/**
+ * Units that a number may carry inside an answer (`\boxed{12 m}`, `9.8 m/s^2`, `35 cm`);
+ * single letters only count in this position, after a number, as the whole rest.
+ */
+const UNITS = new Set([
+  'm', 's', 'g', 'h', 'L', 'l', 'N', 'J', 'W', 'V', 'K', 'Pa', 'Hz',
+  'km', 'cm', 'mm', 'nm', 'kg', 'mg', 'ml', 'mL', 'kW', 'kJ', 'kN', 'ms', 'min', 'hr', 'kPa', 'mph', 'ft', 'yd',
+]);
+
+/** A product of names read as one unit (`c m` -> `cm`), or null. */
+function unitText(n: Node): string | null {
+  if (n.t === 'sym') return n.name;
+  if (n.t === 'mul') {
+    const a = unitText(n.a);
+    const b = a && unitText(n.b);
+    return a && b ? a + b : null;
+  }
+  return null;
+}
+
+function isUnit(n: Node): boolean {
+  if (n.t === 'pow') {
+    const e = n.b.t === 'num' ? n.b.text : null;
+    return (e === '2' || e === '3') && isUnit(n.a);
+  }
+  if (n.t === 'div') return isUnit(n.a) && isUnit(n.b);
+  const t = unitText(n);
+  return t !== null && UNITS.has(t);
+}
+
+/**
+ * The number in `number · unit` (`12 m`, `\frac32 cm`, `9.8 m/s^2`), or null when the
+ * expression is anything else.
+ */
+function withoutUnit(n: Node): Node | null {
+  // `9.8 m / s^2` parses as ((9.8 · m) / s^2): peel the divisors first.
+  if (n.t === 'div' && isUnit(n.b)) {
+    const inner = withoutUnit(n.a);
+    return inner;
+  }
+  if (n.t !== 'mul') return null;
+  if (variables(n.a).size === 0 && isUnit(n.b)) return n.a;
+  // `12 k m`: ((12 · k) · m) — the unit spans several factors.
+  const factors: Node[] = [];
+  let cur: Node = n;
+  while (cur.t === 'mul' && variables(cur.b).size > 0) {
+    factors.unshift(cur.b);
+    cur = cur.a;
+  }
+  if (variables(cur).size > 0 || factors.length === 0) return null;
+  const unit = factors.reduce((acc, f) => ({ t: 'mul', a: acc, b: f }) as Node);
+  return isUnit(unit) ? cur : null;
 }
 
 export function exprEqual(a: Node, b: Node, ctx: CompareContext): boolean {
@@ -326,7 +393,9 @@ function numericEqual(a: Node, b: Node, ctx: CompareContext): boolean {
   const da = bareDecimal(a);
   const db = bareDecimal(b);
   if (da !== null && db !== null) return false; // two written decimals were compared exactly
-  if (da !== null && !approxB) return decimalMatches(da, eb, z2, ctx.relTol);
+  // A gold decimal also accepts the exact value rounded at the gold's last digit (`0.67` is
+  // answered by `\frac23`); a predicted decimal must carry about six digits.
+  if (da !== null && !approxB) return decimalMatches(da, eb, z2, ctx.relTol) || roundsTo(da, eb, z2);
   if (db !== null && !approxA) return decimalMatches(db, ea, z1, ctx.relTol);
   return close(z1, z2, ctx.relTol);
 }
@@ -350,6 +419,27 @@ function decimalMatches(d: string, exact: Q.Rational | null, z: Complex, relTol:
     if (!(diff < 10 ** -places)) return false;
   }
   return diff <= relTol * Math.abs(z.re) * (1 + 1e-9);
+}
+
+/**
+ * The exact value (`exact`, or `z` when irrational) rounded to the places written in `d` is
+ * `d`: `\frac23` rounds to `0.67` and `0.667`, never to `0.66`. The decimal needs two
+ * significant digits or more: `0.5` or `0.3` may well be exact, so `\frac{8}{15}` and
+ * `\frac13` do not answer them.
+ */
+function roundsTo(d: string, exact: Q.Rational | null, z: Complex): boolean {
+  if (!isReal(z)) return false;
+  const dq = Q.parseDecimal(d);
+  if (!dq || dq.n === 0n) return false;
+  if (d.replace(/^-/, '').replace('.', '').replace(/^0+/, '').length < MIN_ROUNDED_DIGITS) return false;
+  const places = (d.split('.')[1] ?? '').length;
+  const half = Q.rational(1n, 2n * 10n ** BigInt(places));
+  if (!half) return false;
+  if (exact) {
+    const delta = Q.sub(dq, exact);
+    return delta !== null && Q.compare(Q.abs(delta), half) <= 0;
+  }
+  return Math.abs(Q.toNumber(dq) - z.re) <= Q.toNumber(half) * (1 + 1e-9);
 }
 
 type Verdict = 'equal' | 'different' | 'unknown';

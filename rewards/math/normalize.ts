@@ -37,6 +37,19 @@ const UNIT_RE = new RegExp(
   `(?<=[\\d}).\\s])\\s*(?:(?:${UNIT_WORDS.join('|')})(?![A-Za-z])\\s*(?:\\^\\s*\\{?\\s*[23]\\s*\\}?|[²³])?\\s*)+$`,
 );
 
+/** Unit words (as UNIT_RE) ending a list item: `40 cm, 60 cm`. */
+const UNIT_ITEM_RE = new RegExp(
+  `(?<=\\d)\\s*(?:${UNIT_WORDS.join('|')})(?![A-Za-z])\\s*(?:\\^\\s*\\{?\\s*[23]\\s*\\}?|[²³])?(?=\\s*[,;])`,
+  'g',
+);
+/**
+ * A one- or two-letter unit set off by a space after a plain number (`\boxed{12 m}`,
+ * `4.5 s`, `9.8 m/s^2`, `3 kW`), at the end of the answer or of a list item. Only after a
+ * number of its own (not an exponent: `\pi r^2 h` keeps its h).
+ */
+const SPACED_UNIT_RE =
+  /(?<=(?:^|[^\w^_{.\\])\d+(?:\.\d+)?)\s+(?:m|s|g|h|L|N|J|W|V|K|Pa|Hz|kW|kN|kJ|kPa|ms)(?:\s*\/\s*(?:s|h|min)(?:\s*\^\s*\{?\s*2\s*\}?|²)?)?(?:\s*\^\s*\{?\s*[23]\s*\}?|[²³])?(?=\s*(?:[,;]|$))/g;
+
 const TEXT_COMMANDS = [
   'text', 'textbf', 'textit', 'textrm', 'textnormal', 'textsf', 'texttt', 'mbox', 'hbox',
   'mathrm', 'mathbf', 'mathit', 'mathsf', 'mathtt', 'boldsymbol', 'operatorname', 'emph',
@@ -133,6 +146,8 @@ export function normalizeAnswer(raw: string, plain = false): NormalizedAnswer {
   const whole = /^\\([A-Za-z]+)\s*\{/.exec(s);
   if (whole && TEXT_COMMANDS.includes(whole[1]!) && matchBrace(s, whole[0].length - 1) === s.length - 1) {
     const inner = s.slice(whole[0].length, -1).trim();
+    // `\text{e}` and `\mathrm{e}` alone are Euler's number, not a word (`\text{E}` stays a letter).
+    if (inner === 'e') return { text: 'e', percent: false, isText: false };
     if (/^[A-Za-z][A-Za-z\s.'-]*$/.test(inner.replace(/^\((.*)\)$/, '$1')) && !MATH_WORDS.has(inner)) {
       return { text: cleanWords(inner), percent: false, isText: true };
     }
@@ -211,6 +226,7 @@ export function normalizeAnswer(raw: string, plain = false): NormalizedAnswer {
 
   // Unit words trailing a number.
   s = s.replace(UNIT_RE, '').trim();
+  s = s.replace(UNIT_ITEM_RE, '').replace(SPACED_UNIT_RE, '').trim();
 
   // Word answers (`Evelyn`, `(C)`): letters only, with at least one real word.
   const bare = s.replace(/^\((.*)\)$/, '$1').trim();

@@ -574,3 +574,62 @@ describe('a gold set against a predicted inequality (allowSetRelation)', () => {
     expect(() => verifyMath('1', '1', { allowSetRelation: 'yes' as unknown as boolean })).toThrow(/options\.allowSetRelation must be a boolean/);
   });
 });
+
+table('a gold decimal takes the exact value at the precision it gives', [
+  ['0.83', '\\boxed{\\frac56}', true],
+  ['1.67', '\\boxed{\\frac{5}{3}}', true],
+  ['-0.43', '\\boxed{-\\frac{3}{7}}', true],
+  ['0.667', '\\boxed{\\frac23}', true],
+  ['6.28', '\\boxed{2\\pi}', true],
+  ['0.14', '\\boxed{\\frac{1}{7}}', true],
+  ['7.39', '\\boxed{e^2}', true],
+  ['\\begin{bmatrix} 0.25 & 1.33 \\end{bmatrix}', '\\boxed{\\begin{pmatrix} \\frac14 & \\frac43 \\end{pmatrix}}', true],
+  ['[0.67, 2.5)', '\\boxed{\\left[\\frac23, \\frac52\\right)}', true],
+  ['(0.33, -1.67)', '\\boxed{\\left(\\frac13, -\\frac53\\right)}', true],
+  ['x \\ge 1.33', '\\boxed{\\left[\\frac43, \\infty\\right)}', true],
+  ['33.33\\%', '\\boxed{\\frac13}', true],
+  ['0.83', '\\boxed{\\frac45}', false],
+  ['0.82', '\\boxed{\\frac56}', false],
+  ['1.66', '\\boxed{\\frac{5}{3}}', false],
+  ['-0.43', '\\boxed{\\frac{3}{7}}', false],
+  ['0.5', '\\boxed{\\frac{8}{15}}', false],
+  ['0.3', '\\boxed{\\frac13}', false],
+  ['0.00', '\\boxed{\\frac{1}{1000}}', false],
+  ['\\frac56', '\\boxed{0.83}', false],
+  ['7.39', '\\boxed{e^3}', false],
+  ['\\begin{bmatrix} 0.25 & 1.33 \\end{bmatrix}', '\\boxed{\\begin{pmatrix} \\frac14 & \\frac34 \\end{pmatrix}}', false],
+  ['[0.67, 2.5)', '\\boxed{\\left(\\frac23, \\frac52\\right)}', false],
+  ['33.33\\%', '\\boxed{\\frac{1}{4}}', false],
+  ['0.67', '\\boxed{0.667}', false],
+]);
+
+table("Euler's number written as \\text{e} or \\mathrm{e}", [
+  ['\\mathrm{e}', '\\boxed{e}', true],
+  ['\\text{e}', '\\boxed{\\mathrm{e}}', true],
+  ['\\text{e}^{2} + 1', '\\boxed{e^2+1}', true],
+  ['\\text{e}', '\\boxed{2.718282}', true],
+  ['\\frac{1}{\\mathrm{e}}', '\\boxed{e^{-1}}', true],
+  ['\\text{e}', '\\boxed{\\text{E}}', false],
+  ['\\text{e}', '\\boxed{3}', false],
+  ['\\mathrm{e}^2', '\\boxed{e^3}', false],
+  ['\\text{(E)}', '\\boxed{e}', false],
+]);
+
+table('units inside the answer', [
+  ['20', '\\boxed{20 m}', true],
+  ['20', '\\boxed{20m}', true],
+  ['20 m', '\\boxed{20}', true],
+  ['15', '\\boxed{15\\,\\mathrm{kg}}', true],
+  ['9.8', '\\boxed{9.8 m/s^2}', true],
+  ['3.5', '\\boxed{3.5 h}', true],
+  ['40, 60', '\\boxed{40 cm, 60 cm}', true],
+  ['\\frac{3}{2}', '\\boxed{\\frac32 \\mathrm{L}}', true],
+  ['20', '\\boxed{20 x}', false],
+  ['20', '\\boxed{21 m}', false],
+  ['20 m', '\\boxed{21 m}', false],
+  ['\\frac{1}{3} \\pi r^2 h', '\\boxed{\\frac{1}{3} \\pi r^2}', false],
+  ['9.8', '\\boxed{9.8 k}', false],
+  ['40, 60', '\\boxed{40 cm, 50 cm}', false],
+  ['2m', '\\boxed{2}', false],
+  ['20', '\\boxed{20 m + 1}', false],
+]);
