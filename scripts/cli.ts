@@ -13,6 +13,7 @@ import * as grpo from './commands/grpo.ts';
 import * as ppo from './commands/ppo.ts';
 import * as report from './commands/report.ts';
 import * as sft from './commands/sft.ts';
+import { RunInterruptedError, signalExitCode } from '../src/trainers/run.ts';
 
 // From the sources (scripts/cli.ts) package.json is one folder up; from the build (dist/scripts/cli.js), two.
 const pkgUrl = ['../package.json', '../../package.json']
@@ -38,5 +39,5 @@ try {
   const message = err instanceof Error ? err.message : String(err);
   console.error(`error: ${message}`);
   if (process.env.RLVR_DEBUG && err instanceof Error && err.stack) console.error(err.stack);
-  process.exitCode = 1;
+  process.exitCode = err instanceof RunInterruptedError ? signalExitCode(err.signal) : 1; // 130/143/129 after a signal
 }

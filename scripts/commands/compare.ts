@@ -10,6 +10,7 @@ import { formatDuration } from '../../src/report/format.ts';
 import { MATCHED_SETTINGS, runComparison } from '../../src/trainers/compare.ts';
 import { resolveGrpoConfig } from '../../src/trainers/grpo-config.ts';
 import { resolvePpoConfig } from '../../src/trainers/ppo-config.ts';
+import { signalExitCode } from '../../src/trainers/run.ts';
 import { collect, positiveInt } from './rl-command.ts';
 
 interface CompareOptions {
@@ -88,5 +89,6 @@ Each run folder is a normal run (metrics.jsonl, report.html, checkpoints): open 
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
       if (crashed.length) process.exitCode = 1;
+      if (result.signal) process.exitCode = signalExitCode(result.signal); // an interrupted comparison is not a success
     });
 }

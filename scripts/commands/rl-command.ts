@@ -9,6 +9,7 @@ import { SUPPORTED_MODEL_TYPES } from '../../src/lm/config.ts';
 import type { ResolveOptions } from '../../src/core/config.ts';
 import { formatDuration } from '../../src/report/format.ts';
 import type { WarmStartResult } from '../../src/trainers/warm-start.ts';
+import { type InterruptSignal, signalExitCode } from '../../src/trainers/run.ts';
 import { latestCheckpoint } from '../../src/trainers/trainer-state.ts';
 
 export function positiveInt(value: string): number {
@@ -51,6 +52,7 @@ export interface RlOptions {
 export interface RlRunSummary {
   step: number;
   interrupted: boolean;
+  signal: InterruptSignal | null;
   seconds: number;
   evals: Array<{ step: number; accuracy: number }>;
   time: { generate: number; reward: number; train: number; eval: number; checkpoint: number };
@@ -105,7 +107,8 @@ per completion; see rewards/README.md ("A custom reward, end to end") for a runn
 A data file must have the columns the rewards read; a missing column is an error naming the line.
 
 Outputs in the run folder: metrics.jsonl (names in docs/metrics.md), samples.jsonl, config.json,
-checkpoint-<step>/ (every saveEvery steps and on Ctrl-C), final/, report.html.
+checkpoint-<step>/ (every saveEvery steps, and on Ctrl-C, SIGTERM or SIGHUP: the run saves, then exits
+with 130, 143 or 129), final/, reward_failures.jsonl, report.html.
 
 Settings (dotted keys for --set and the JSON config):
 ${spec
@@ -142,6 +145,7 @@ ${spec
       const engine = await initEngine({ backend: opts.backend, quiet: true });
       const result = await spec.train(config, { resumeFrom, engine: describeEngine(engine).replace(/^engine: /, ''), quiet: opts.quiet, overwrite: opts.overwrite });
       process.stdout.write(`${summaryLines(spec.name, result).join('\n')}\n`);
+      if (result.signal) process.exitCode = signalExitCode(result.signal); // an interrupted run is not a success
     });
 }
 
@@ -150,7 +154,7 @@ function summaryLines(name: string, result: RlRunSummary): string[] {
   const first = result.evals[0];
   const last = result.evals[result.evals.length - 1];
   const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
-  const lines = [`${name} ${result.interrupted ? 'interrupted' : 'done'}: ${result.step} steps in ${formatDuration(result.seconds)}`];
+  const lines = [`${name} ${result.interrupted ? `interrupted${result.signal ? ` (${result.signal})` : ''}` : 'done'}: ${result.step} steps in ${formatDuration(result.seconds)}`];
   if (first && last && first !== last) {
     lines.push(`  held-out accuracy: ${pct(first.accuracy)} at step ${first.step} -> ${pct(last.accuracy)} at step ${last.step} (${last.accuracy >= first.accuracy ? '+' : ''}${(100 * (last.accuracy - first.accuracy)).toFixed(1)} points)`);
   }

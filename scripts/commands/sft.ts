@@ -9,6 +9,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeEngine, initEngine } from '../../src/engine/tfjs/backend.ts';
 import { SFT_PRESETS, sftPreset } from '../../src/trainers/presets.ts';
+import { signalExitCode } from '../../src/trainers/run.ts';
 import { readSftTrainerState, trainSft } from '../../src/trainers/sft.ts';
 import { SftConfig, resolveSftConfig } from '../../src/trainers/sft-config.ts';
 import { formatDuration } from '../../src/report/format.ts';
@@ -77,6 +78,11 @@ export function register(program: Command): void {
         overwrite: opts.overwrite,
       });
       const acc = result.finalEval ? `eval/accuracy ${(100 * result.finalEval.accuracy).toFixed(1)}%, eval/loss ${result.finalEval.loss.toFixed(4)}` : 'no held-out evaluation';
+      if (result.signal) {
+        process.stdout.write(`sft interrupted (${result.signal}) at step ${result.step}; continue with --resume\n`);
+        process.exitCode = signalExitCode(result.signal); // an interrupted run is not a success
+        return;
+      }
       process.stdout.write(`sft done: ${config.steps} steps, ${acc}, ${formatDuration(result.seconds)} wall-clock; final checkpoint ${result.finalDir}\n`);
     });
 }

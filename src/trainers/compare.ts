@@ -21,6 +21,7 @@ import type { GrpoConfig } from './grpo-config.ts';
 import { trainGrpo } from './grpo.ts';
 import type { PpoConfig } from './ppo-config.ts';
 import { trainPpo } from './ppo.ts';
+import { type InterruptSignal, RunInterruptedError } from './run.ts';
 import { checkRunFolder } from './trainer-state.ts';
 
 /** The settings the two algorithms must share for the comparison to be fair. */
@@ -70,6 +71,8 @@ export interface ComparisonResult {
   htmlPath: string;
   mdPath: string;
   interrupted: boolean;
+  /** The signal that interrupted the comparison (see `signalExitCode`), or null. */
+  signal: InterruptSignal | null;
 }
 
 /** Runs every (algorithm, seed) pair in turn, then writes the report (see the file header). */
@@ -87,6 +90,7 @@ export async function runComparison(options: ComparisonOptions): Promise<Compari
   if (!options.overwrite) for (const { algorithm, seed } of plan) checkRunFolder(join(outDir, `${algorithm}-seed${seed}`), false);
   const runs: ComparisonRun[] = [];
   let interrupted = false;
+  let signal: InterruptSignal | null = null;
   for (const [i, { algorithm, seed }] of plan.entries()) {
     const runDir = join(outDir, `${algorithm}-seed${seed}`);
     if (!quiet) stream.write(`\n[compare] run ${i + 1}/${plan.length}: ${algorithm}, seed ${seed} -> ${runDir}\n`);
@@ -101,7 +105,9 @@ export async function runComparison(options: ComparisonOptions): Promise<Compari
           ? await trainGrpo({ ...options.grpo, seed, outDir: runDir }, common)
           : await trainPpo({ ...options.ppo, seed, outDir: runDir }, common);
       interrupted = result.interrupted;
+      signal = result.signal;
     } catch (e) {
+      if (e instanceof RunInterruptedError) ({ interrupted, signal } = { interrupted: true, signal: e.signal });
       error = e instanceof Error ? e.message : String(e);
       if (!quiet) stream.write(`[compare] ${algorithm} seed ${seed} failed: ${error}\n`);
     } finally {
@@ -126,5 +132,5 @@ export async function runComparison(options: ComparisonOptions): Promise<Compari
     ...(options.machine ? { machine: options.machine } : {}),
     settings,
   });
-  return { runs, htmlPath: written.htmlPath, mdPath: written.mdPath, interrupted };
+  return { runs, htmlPath: written.htmlPath, mdPath: written.mdPath, interrupted, signal };
 }

@@ -22,7 +22,7 @@ import type { RlConfig } from './rl-config.ts';
 import { RewardFailureLog } from './reward-failures.ts';
 import { type RewardsAndData, prepareRewardsAndData } from './rollout.ts';
 import { getBackend } from '@tensorflow/tfjs';
-import { type RunLoopOptions, type RunLoopResult, type RunOutput, createAdamW } from './run.ts';
+import { type InterruptSignal, type RunLoopOptions, type RunLoopResult, type RunOutput, createAdamW } from './run.ts';
 import { OPTIMIZER_FILE, TRAINER_STATE_FILE, checkRunFolder, checkStateStep, readTrainerStateJson, restoreOptimizerState } from './trainer-state.ts';
 import { type WarmStartResult, startingPolicy } from './warm-start.ts';
 
@@ -39,7 +39,7 @@ export interface RlRunOptions {
   quiet?: boolean;
   /** Where the header, progress and samples go; default stdout. */
   stream?: ProgressStream;
-  /** Finish the current step, save a checkpoint and return on Ctrl-C (SIGINT). Default true. */
+  /** Finish the current step, save a checkpoint and return on Ctrl-C (SIGINT), SIGTERM or SIGHUP. Default true. */
   handleSigint?: boolean;
   /** A fresh run replaces an earlier run in its folder instead of refusing it. Default false. */
   overwrite?: boolean;
@@ -52,6 +52,8 @@ export interface RlRunResult {
   /** Steps completed (the config's `steps` unless interrupted). */
   step: number;
   interrupted: boolean;
+  /** The signal that interrupted the run (SIGINT, SIGTERM, SIGHUP), or null. */
+  signal: InterruptSignal | null;
   /** The starting policy's folder (the reference model's source). */
   initialModelDir: string;
   warmStart: WarmStartResult | null;
@@ -270,6 +272,7 @@ export class RlRunRecord {
       checkpointDir: loop.lastCheckpoint,
       step: loop.step,
       interrupted: loop.interrupted,
+      signal: loop.signal,
       initialModelDir: this.setup.initialModelDir,
       warmStart: this.setup.warm,
       evals: this.evals,

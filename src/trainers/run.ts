@@ -7,7 +7,7 @@
  *   checkpoint's step on resume) -> header (and the config fields changed since the
  *   checkpoint) -> [evaluate at step 0] -> for each step: `step()`, metrics line every
  *   `logEvery` steps, progress bar, evaluation every `evalEvery` steps and after the last,
- *   `checkpoint-<step>/` every `saveEvery` steps and on Ctrl-C, `final/` after the last ->
+ *   `checkpoint-<step>/` every `saveEvery` steps and on a signal, `final/` after the last ->
  *   report.html.
  *
  * A fresh run refuses a folder that already holds a run (it would mix the two runs' logs and
@@ -15,8 +15,9 @@
  * before the update is applied) or a step's `StopTrainingError` (the rewards failed for too
  * many steps, say) stops the run with an error naming the last good checkpoint. So does user
  * code that calls process.exit() or leaves an error unhandled (containment.ts), after saving
- * the step it happened in. Ctrl-C finishes the current step, saves
- * a checkpoint and returns (a second Ctrl-C exits at once). A plain function, no class and
+ * the step it happened in. Ctrl-C, SIGTERM and SIGHUP finish the current step, save a
+ * checkpoint and return with the signal (a second one exits at once; the command then exits
+ * with 130, 143 or 129). A plain function, no class and
  * no hooks: the trainer owns its models and disposes them.
  */
 import { basename, join } from 'node:path';
@@ -68,6 +69,31 @@ export interface RunOutput {
 export type StepRecord = Record<string, number | undefined>;
 
 /**
+ * The signals a run treats like Ctrl-C (finish the step, save a checkpoint, stop): SIGINT
+ * (Ctrl-C), SIGTERM (`kill`, a container stop, a cluster's preemption) and SIGHUP (the
+ * terminal closed). SIGKILL (`kill -9`) cannot be caught: the run dies at once, and resumes
+ * from its last checkpoint (saves are atomic).
+ */
+export const INTERRUPT_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+export type InterruptSignal = (typeof INTERRUPT_SIGNALS)[number];
+
+/** The exit status of a process ended by `signal`, as a shell reports it: 128 + its number (130, 143, 129). */
+export function signalExitCode(signal: InterruptSignal): number {
+  return 128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const)[signal];
+}
+
+/** A run stopped by a signal somewhere a checkpoint cannot resume it (the demo's warm start, say). */
+export class RunInterruptedError extends Error {
+  constructor(
+    readonly signal: InterruptSignal,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RunInterruptedError';
+  }
+}
+
+/**
  * Thrown by a step to end the run with an error: the loop reports it as
  * `training stopped at step N: <message>; <the last good checkpoint>. <hint>`.
  */
@@ -95,7 +121,11 @@ export interface RunLoopOptions {
   notes?: string[];
   quiet: boolean;
   stream: ProgressStream;
-  /** Finish the current step, save a checkpoint and return on Ctrl-C (SIGINT). Default true. */
+  /**
+   * On SIGINT (Ctrl-C), SIGTERM or SIGHUP, finish the current step, save a checkpoint and
+   * return (`signal` in the result); a second one exits at once. The same as SIGHUP when the
+   * parent process goes away (a killed npx wrapper). Default true.
+   */
   handleSigint?: boolean;
   /** A fresh run in a folder that holds an earlier run replaces it (else it is refused). Default false. */
   overwrite?: boolean;
@@ -118,6 +148,8 @@ export interface RunLoopResult {
   /** Steps completed (the config's `steps` unless interrupted). */
   step: number;
   interrupted: boolean;
+  /** The signal that interrupted the run, or null (the command exits with `signalExitCode` of it). */
+  signal: InterruptSignal | null;
   /** The newest checkpoint written (or resumed from): `final/` after a complete run. */
   lastCheckpoint: string;
   /** Wall-clock seconds of the loop (evaluation and checkpoints included). */
@@ -136,16 +168,34 @@ export async function runLoop(options: RunLoopOptions): Promise<RunLoopResult> {
   let samples: SampleWriter | null = null;
   let progress: TrainingProgress | null = null;
   let interrupted = false;
-  const onSigint = (): void => {
+  let signal: InterruptSignal | null = null;
+  const ignoreWriteErrors = (): void => {}; // after SIGHUP the terminal is gone: writing to it fails
+  const onSignal = (received: InterruptSignal): void => {
+    const name = received === 'SIGINT' ? 'Ctrl-C' : received;
     if (interrupted) {
-      process.stderr.write('\nsecond Ctrl-C: exiting without saving\n');
-      process.exit(130);
+      process.stderr.write(`\nsecond ${name}: exiting without saving\n`);
+      process.exit(signalExitCode(received));
     }
     interrupted = true;
-    (progress ?? { log: say }).log('Ctrl-C: finishing this step, then saving a checkpoint (Ctrl-C again to quit at once)');
+    signal = received;
+    if (received === 'SIGHUP') for (const s of [process.stdout, process.stderr]) s.on('error', ignoreWriteErrors);
+    (progress ?? { log: say }).log(`${name}: finishing this step, then saving a checkpoint (${received === 'SIGINT' ? 'Ctrl-C again quits' : 'a second signal quits'} at once)`);
   };
   const handleSigint = options.handleSigint ?? true;
-  if (handleSigint) process.on('SIGINT', onSigint);
+  const handlers = INTERRUPT_SIGNALS.map((s) => [s, () => onSignal(s)] as const);
+  if (handleSigint) for (const [s, handler] of handlers) process.on(s, handler);
+  // A wrapper that dies without passing a signal on (`kill -9` of npx, or a plain `kill` of
+  // it: npm does not forward signals) leaves this process without its parent: stop as if
+  // the terminal had closed.
+  const parent = process.ppid;
+  const orphaned = handleSigint
+    ? setInterval(() => {
+        if (process.ppid === parent || interrupted) return;
+        (progress ?? { log: say }).log(`the parent process (${parent}) is gone`);
+        onSignal('SIGHUP');
+      }, 1000)
+    : undefined;
+  orphaned?.unref();
   const guard = UserCodeGuard.install();
   try {
     if (!resumed) prepareRunFolder(config.outDir, options.overwrite ?? false);
@@ -230,10 +280,12 @@ export async function runLoop(options: RunLoopOptions): Promise<RunLoopResult> {
       reportPath = (await reportFromMetricsFile(config.outDir, undefined, { title: `rlvr ${options.command}: ${basename(config.outDir)}` })).outPath;
       say(`report: ${reportPath}`);
     }
-    return { step, interrupted, lastCheckpoint: lastCheckpoint ?? join(config.outDir, 'final'), seconds, time, reportPath };
+    return { step, interrupted, signal, lastCheckpoint: lastCheckpoint ?? join(config.outDir, 'final'), seconds, time, reportPath };
   } finally {
     guard.release();
-    if (handleSigint) process.off('SIGINT', onSigint);
+    clearInterval(orphaned);
+    if (handleSigint) for (const [s, handler] of handlers) process.off(s, handler);
+    for (const s of [process.stdout, process.stderr]) s.off('error', ignoreWriteErrors);
     progress?.stop();
     metrics?.close();
     samples?.close();

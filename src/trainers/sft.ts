@@ -53,7 +53,7 @@ import type { ProgressStream } from '../report/progress.ts';
 import { exactMatch } from './evaluate.ts';
 import { initModelConfig, taskTokenizer } from './from-scratch.ts';
 import { type BatchOrderState, type EncodedSftExample, type SftExample, ShuffledBatches, encodeSftExamples, exampleFingerprint, generateSftExamples, loadSftExamples } from './prompts.ts';
-import { createAdamW, runLoop } from './run.ts';
+import { type InterruptSignal, createAdamW, runLoop } from './run.ts';
 import { type SftConfig, parseSftConfig } from './sft-config.ts';
 import { OPTIMIZER_FILE, STATE_FORMATS, TRAINER_STATE_FILE, checkRunFolder, checkStateStep, readTrainerStateJson, restoreOptimizerState, saveTrainerCheckpoint } from './trainer-state.ts';
 import { type SftBatch, makeSftBatch } from './token-batch.ts';
@@ -208,7 +208,7 @@ export interface SftRunOptions {
   quiet?: boolean;
   /** Where the header and progress go; default stdout. */
   stream?: ProgressStream;
-  /** Finish the current step, save a checkpoint and return on Ctrl-C (SIGINT). Default true. */
+  /** Finish the current step, save a checkpoint and return on Ctrl-C (SIGINT), SIGTERM or SIGHUP. Default true. */
   handleSigint?: boolean;
   /** A fresh run replaces an earlier run in its folder instead of refusing it. Default false. */
   overwrite?: boolean;
@@ -222,9 +222,11 @@ export interface SftRunResult {
   finalEval: { loss: number; accuracy: number } | null;
   /** Every evaluation of this invocation, in step order. */
   evals: Array<{ step: number; loss: number; accuracy: number }>;
-  /** Steps completed (the config's `steps` unless interrupted by Ctrl-C). */
+  /** Steps completed (the config's `steps` unless interrupted by Ctrl-C, SIGTERM or SIGHUP). */
   step: number;
   interrupted: boolean;
+  /** The signal that interrupted the run, or null. */
+  signal: InterruptSignal | null;
   /** Wall-clock seconds of this invocation's training loop (evaluation and checkpoints included). */
   seconds: number;
   /** Model parameters. */
@@ -377,6 +379,7 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
       evals,
       step: loop.step,
       interrupted: loop.interrupted,
+      signal: loop.signal,
       seconds: loop.seconds,
       parameters: model.numParameters(),
     };

@@ -26,6 +26,7 @@ import type { ProgressStream } from '../report/progress.ts';
 import { ArithmeticGenerateSchema, type RlConfig } from './rl-config.ts';
 import { sftPreset } from './presets.ts';
 import { TRAINER_STATE_FILE, modelWeightsSha256 } from './trainer-state.ts';
+import { RunInterruptedError } from './run.ts';
 import { trainSft } from './sft.ts';
 import { parseSftConfig, type SftConfig, type SftGenerateConfig } from './sft-config.ts';
 
@@ -123,8 +124,8 @@ export async function warmStart(warm: WarmStartConfig, options: { engine?: strin
   }
   // The cache folder is ours: an unfinished warm start in it (interrupted) is replaced.
   const result = await trainSft(sftConfig, { engine: options.engine, quiet: options.quiet, stream: options.stream, overwrite: true });
-  if (result.interrupted) {
-    throw new Error(`the SFT warm start was interrupted at step ${result.step}; its checkpoint is in ${sftConfig.outDir} (run again to train the warm start from the start)`);
+  if (result.signal) {
+    throw new RunInterruptedError(result.signal, `the SFT warm start was interrupted (${result.signal}) at step ${result.step}; its checkpoint is in ${sftConfig.outDir} (run again to train the warm start from the start)`);
   }
   return { modelDir: result.finalDir, cached: false, sftConfig, sftAccuracy: result.finalEval?.accuracy ?? null, seconds: result.seconds };
 }

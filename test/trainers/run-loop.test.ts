@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdamW } from '../../src/engine/tfjs/optim.ts';
 import { readMetrics } from '../../src/report/metrics.ts';
 import type { ProgressStream } from '../../src/report/progress.ts';
-import { type RunLoopOptions, type StepRecord, runLoop } from '../../src/trainers/run.ts';
+import { INTERRUPT_SIGNALS, type RunLoopOptions, type StepRecord, runLoop, signalExitCode } from '../../src/trainers/run.ts';
 import { NonFiniteLossError, updateStep } from '../../src/trainers/update.ts';
 import { useCpu } from '../lm/lm-helpers.ts';
 
@@ -209,13 +209,42 @@ describe('runLoop', () => {
     };
     const out = options.config.outDir;
     const result = await runLoop(options);
-    expect(result).toMatchObject({ step: 3, interrupted: true, lastCheckpoint: join(out, 'checkpoint-3') });
+    expect(result).toMatchObject({ step: 3, interrupted: true, signal: 'SIGINT', lastCheckpoint: join(out, 'checkpoint-3') });
     expect(of(events, 'step').map((e) => e[1])).toEqual([0, 1, 2]);
     expect(of(events, 'save')).toEqual([['save', join(out, 'checkpoint-3'), 3]]);
     expect(readMetrics(join(out, 'metrics.jsonl')).map((l) => l.step)).toEqual([1, 2, 3]);
     expect(stream.text()).toContain('Ctrl-C: finishing this step, then saving a checkpoint');
     expect(stream.text()).toContain(`interrupted at step 3: saved ${join(out, 'checkpoint-3')}; continue with --resume`);
     expect(process.listenerCount('SIGINT')).toBe(listeners); // the handler is removed
+  });
+
+  it.each(['SIGTERM', 'SIGHUP'] as const)('%s is handled like Ctrl-C: the step finishes, a checkpoint is saved, the result names the signal', async (signal) => {
+    const counts = () => ['SIGINT', 'SIGTERM', 'SIGHUP'].map((s) => process.listenerCount(s));
+    const listeners = counts();
+    const stream = collector();
+    const { options, events } = loopOptions(`signal-${signal}`, { steps: 10 }, { handleSigint: true, quiet: false, stream });
+    const inner = options.step;
+    options.step = async (done, out) => {
+      const record = await inner(done, out);
+      if (done === 1) process.emit(signal);
+      return record;
+    };
+    const out = options.config.outDir;
+    const result = await runLoop(options);
+    expect(result).toMatchObject({ step: 2, interrupted: true, signal, lastCheckpoint: join(out, 'checkpoint-2') });
+    expect(of(events, 'save')).toEqual([['save', join(out, 'checkpoint-2'), 2]]);
+    expect(stream.text()).toContain(`${signal}: finishing this step, then saving a checkpoint (a second signal quits at once)`);
+    expect(counts()).toEqual(listeners); // every handler is removed
+  });
+
+  it('the exit status of each interrupting signal is 128 + its number; a run that was not interrupted has no signal', async () => {
+    expect(INTERRUPT_SIGNALS.map((s) => [s, signalExitCode(s)])).toEqual([
+      ['SIGINT', 130],
+      ['SIGTERM', 143],
+      ['SIGHUP', 129],
+    ]);
+    const { options } = loopOptions('no-signal', { steps: 2 });
+    expect((await runLoop(options)).signal).toBeNull();
   });
 
   it('Ctrl-C during the last step saves final/ only and does not suggest resuming a complete run', async () => {
