@@ -11,6 +11,8 @@
  *   decimal must be the value rounded or truncated at its last digit (it differs by less
  *   than one unit there: `1000.01` never matches `1000`) AND agree to `relTol` relative
  *   (default 1e-6, about six significant digits: `1/3` vs `0.33` fails);
+ * - a gold bare decimal with two or more significant digits also takes an exact prediction
+ *   that rounds to it at the gold's last digit (`0.67` vs `\frac23`; not `0.66`);
  * - two bare decimals: equal as written numbers (`2.50` = `2.5`, `16386.17` != `16386.169`);
  * - decimals inside larger expressions: agree to `relTol` relative.
  * Expressions with variables: equal at random points (seeded `Rng`; variables drawn in
@@ -20,6 +22,10 @@
  * Equations and inequalities: equal when `lhs - rhs` of one is a constant multiple of the
  * other's (positive multiple for inequalities, after turning `>` around), so
  * `2x+4y-3=0` matches `y=-x/2+3/4` and `5 \ge x` matches `x \le 5`.
+ * Inequalities against sets: simple ones by their written end points, others through the
+ * exact one-variable solver in `solve-set.ts` (`|x - 1| > 2` vs `(-\infty,-1) \cup (3,\infty)`).
+ * Ratios part by part, by proportion, or (two parts) as a quotient; named quantities
+ * (`PQ = 7`, `g(t) = 3`) answer with their value, like assignments.
  */
 import { Rng } from '../../src/core/rng.ts';
 import * as Q from './rational.ts';

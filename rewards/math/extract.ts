@@ -3,14 +3,17 @@
  *
  * Candidates, in priority order (the verifier takes the first one that parses):
  * 1. inside the last `<answer>...</answer>`, when there is one, and only there;
- * 2. the last `\boxed{...}` / `\fbox{...}` (nested braces), joined with the boxes directly
- *    before it when only "and", "or", commas or spacing separate them
- *    (`\boxed{-2} and \boxed{1}` -> `-2, 1`);
+ * 2. the last `\boxed{...}` / `\fbox{...}` (nested braces), joined with the boxes before it
+ *    when "and", "or", commas or spacing separate them, or a short phrase with one of those
+ *    and no correction word (`\boxed{-2} and \boxed{1}` -> `-2, 1`; `\boxed{2}. Wait, so
+ *    \boxed{5}` -> `5`);
  * 3. after the last "final answer" (then the last "answer is" / "answer:"), up to the end
  *    of that sentence: its rightmost math span or number;
  * 4. the whole text, when it is itself an answer (`$\frac{1}{2}$`, `x = 3`, `1,000`);
  * 5. the rightmost math span (`$...$`, `$$...$$`, `\(...\)`, `\[...\]`) or plain number /
  *    arithmetic expression (`2/3`, `1,000.99`, `28%`, `4 4/9`) anywhere, right to left.
+ * In 3-5, math spans joined only by "and", "or" or commas (`$x = 2$ or $x = 5$`) are one
+ * candidate, when all of them read and name the same unknown (or none).
  * Numbers inside a math span are never read on their own: a formula that fails to parse
  * does not hand out the digits inside it.
  */

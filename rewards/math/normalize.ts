@@ -199,7 +199,7 @@ export function normalizeAnswer(raw: string, plain = false): NormalizedAnswer {
     .replace(/(?<!\\)\\[,;:! ]|\\q?quad(?![A-Za-z])|~/g, ' ')
     .replace(/\\(?:mathbb)\s*\{\s*R\s*\}/g, '(-\\infty, \\infty)')
     .replace(/\\(?:vec|overrightarrow|hat|bar|overline|mathbf|boldsymbol|widehat|overarc|wideparen)\s*(?=\{)/g, '')
-    .replace(/\\(?:angle|measuredangle)(?![A-Za-z])\s*/g, '');
+    .replace(/(?<![A-Za-z\\])(?:m\s*)?\\(?:angle|measuredangle)(?![A-Za-z])\s*/g, '');
 
   // Relations to single characters.
   s = s

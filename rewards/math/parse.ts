@@ -3,13 +3,18 @@
  *
  * After `normalizeAnswer`, the top level of an answer is read as (first rule that applies):
  * - `A \cup B`                          -> union of intervals/sets
+ * - `a; b; c` (top-level semicolons)    -> list of the parts
  * - `a, b, c` (top-level commas)        -> list (an unbracketed sequence; compared as a set,
- *                                           like Math-Verify); `x = 1, 2` -> x = list
+ *                                           like Math-Verify); `x = 1, 2` -> x = list;
+ *                                           `x = 2, x = 5` -> x = list; `x = 1, y = 2` ->
+ *                                           (x, y) = (1, 2)
  * - `\{a, b\}`                          -> set (`\emptyset` is the empty set)
  * - `(a, b)`                            -> tuple of two, which also matches the open interval
  * - `[a, b]`, `[a, b)`, `(a, b]`        -> interval
  * - `(a, b, c)` / `[a, b, c]`           -> tuple
- * - `a = b = c`, `a ≤ x < b`            -> relation chain
+ * - `a = b = c`, `a ≤ x < b`            -> relation chain (`named` when the left end names
+ *                                           a quantity: `PQ = 7`, `g(t) = 3`)
+ * - `a:b`, `a:b:c`                      -> ratio
  * - `a \pm b`                           -> set {a + b, a - b}
  * - otherwise one expression (a number, a formula, a matrix)
  * Words become a text value; text that fits none of these is kept as `raw` and can only
@@ -198,26 +203,26 @@ function parseStructure(s: string, depth: number): Value {
 const FUNCTION_NAME = /^\s*[A-Za-z](?:_\{?\w+\}?)?(?:\^\{?-1\}?)?\s*\((?:[^()]|\([^()]*\))*\)\s*$/;
 
 /**
- * A left-hand side that names a quantity: a function of arguments, or names only (no
- * number, no function but |.|) such as `PQ`, `S_{ABC}`, `\frac{BD}{DC}`, `|AC|`, `x + y`,
- * `A:B`. `2x + z` and `x^2 + y` are not names: `2x + z = 1` is an equation.
+ * A left-hand side that names a quantity: a function of arguments (`g(t)`, `P(A)`, `f(2)`),
+ * point names and their products, quotients and |.| (`PQ`, `\frac{BD}{DC}`, `|AC|`), or a
+ * ratio of names (`A:B`, `V_1 : V_2`). Equations stay equations: `2x + z = 1`, `x^2 + y = 4`,
+ * and also `x + y + z = 6` or `xy = 6`, whose right side alone is no answer.
  */
 function isNamedQuantity(text: string, v: Value): boolean {
   if (FUNCTION_NAME.test(text)) return true;
-  if (v.kind === 'ratio') return v.items.every((x) => x.kind === 'expr' && onlyNames(x.node));
-  return v.kind === 'expr' && v.node.t !== 'sym' && onlyNames(v.node);
+  if (v.kind === 'ratio') return v.items.every((x) => x.kind === 'expr' && (x.node.t === 'sym' || pointNames(x.node)));
+  return v.kind === 'expr' && v.node.t !== 'sym' && pointNames(v.node);
 }
 
-function onlyNames(n: Node): boolean {
+/** Capital point names (`A`, `S_{ABC}`) multiplied, divided or inside |.|: `PQ`, `BD/DC`. */
+function pointNames(n: Node): boolean {
   switch (n.t) {
     case 'sym':
-      return true;
-    case 'neg':
-      return onlyNames(n.a);
-    case 'add': case 'sub': case 'mul': case 'div':
-      return onlyNames(n.a) && onlyNames(n.b);
+      return /^[A-Z]/.test(n.name);
+    case 'mul': case 'div':
+      return pointNames(n.a) && pointNames(n.b);
     case 'call':
-      return n.fn === 'abs' && onlyNames(n.args[0]!);
+      return n.fn === 'abs' && pointNames(n.args[0]!);
     default:
       return false;
   }

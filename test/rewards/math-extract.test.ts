@@ -86,10 +86,10 @@ describe('parseAnswer', () => {
   });
 
   it('marks a left-hand side that names a quantity', () => {
-    for (const named of ['PQ = 7', 'g(t) = 3', '|AC| = 5', 'A:B = 2:5', '\\frac{BD}{DC} = 2', 'x + y = 10']) {
+    for (const named of ['PQ = 7', 'g(t) = 3', '|AC| = 5', 'A:B = 2:5', '\\frac{BD}{DC} = 2', 'f(2) = -1']) {
       expect(parseAnswer(named)).toMatchObject({ kind: 'relation', named: true });
     }
-    for (const equation of ['2x + z = 1', 'x^2 + y = 4', 'x = 3', '\\sin x = 1']) {
+    for (const equation of ['2x + z = 1', 'x^2 + y = 4', 'x = 3', '\\sin x = 1', 'x + y + z = 6', 'xy = 6']) {
       expect(parseAnswer(equation)).not.toHaveProperty('named');
     }
   });
