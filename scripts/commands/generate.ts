@@ -78,7 +78,7 @@ export async function runGenerate(opts: GenerateCliOptions, signal?: AbortSignal
     if (room < 1) throw new Error(`generate: the longest prompt has ${longest} tokens, the model's context is ${model.dims.maxPositions}`);
     const maxNewTokens = Math.min(opts.maxNewTokens, room);
     const useOrt = opts.engine === 'onnxruntime' || (opts.engine === 'auto' && (await ortAvailable()));
-    sampler = useOrt ? await onnxSampler(model, { signal }) : { ...tfjsSampler(model), description: 'tfjs', syncStats: () => ({ syncs: 0, seconds: 0 }), dispose: async () => {} };
+    sampler = useOrt ? await onnxSampler(model, { signal, route: 'initializers' }) : { ...tfjsSampler(model), description: 'tfjs', syncStats: () => ({ syncs: 0, seconds: 0 }), dispose: async () => {} };
     const gen: GenerateOptions = {
       numGenerations: opts.num,
       maxNewTokens,

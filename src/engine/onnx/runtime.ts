@@ -45,6 +45,12 @@ export interface SessionOptions {
   threads?: number;
   /** Execution provider: 'cpu' (default) or 'cuda' (needs onnxruntime-node's CUDA build). */
   device?: 'cpu' | 'cuda';
+  /**
+   * Let idle intra-op threads spin between runs (onnxruntime's default). Off by default
+   * here: the sampler alternates with tfjs work on the same cores, which spinning threads
+   * would slow down.
+   */
+  spin?: boolean;
 }
 
 export function defaultThreads(): number {
@@ -66,6 +72,7 @@ export async function createSession(
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     executionProviders: [options.device === 'cuda' ? 'cuda' : 'cpu'],
+    extra: { session: { intra_op: { allow_spinning: options.spin ? '1' : '0' }, inter_op: { allow_spinning: options.spin ? '1' : '0' } } },
   };
   if (externalData) so.externalData = [{ path: externalData.path, data: externalData.data }];
   try {

@@ -20,18 +20,21 @@ export interface EngineSampler extends Sampler {
 }
 
 export interface OnnxSamplerOptions extends OrtCausalLMOptions {
+  // `route` defaults to 'inputs' here: a trainer changes the weights before every rollout,
+  // and a rebuilt session pays its build and a cold first run each time, which costs more
+  // than pre-packed weights save at these sizes (scripts/bench-sampler.ts).
   /** Checked between tokens; an aborted generation rejects with the signal's reason. */
   signal?: AbortSignal;
 }
 
 export async function onnxSampler(model: CausalLM, options: OnnxSamplerOptions = {}): Promise<EngineSampler> {
   const { signal, ...ortOptions } = options;
-  const lm = await OrtCausalLM.fromModel(model, ortOptions);
+  const lm = await OrtCausalLM.fromModel(model, { ...ortOptions, route: ortOptions.route ?? 'inputs' });
   const route: WeightRoute = lm.route;
   const threads = options.threads ?? defaultThreads();
   return {
     name: 'onnxruntime',
-    description: `onnxruntime${options.device === 'cuda' ? ' (CUDA)' : ''}, ${threads} thread${threads === 1 ? '' : 's'}, weights ${route === 'inputs' ? 'fed as graph inputs' : 'as initializers (session rebuilt after each update)'}`,
+    description: `onnxruntime${options.device === 'cuda' ? ' (CUDA)' : ''}, ${threads} thread${threads === 1 ? '' : 's'}, weights ${route === 'inputs' ? 'fed as graph inputs' : 'as initializers (session rebuilt after an update)'}`,
     async generate(prompts: number[][], gen: GenerateOptions): Promise<GenerationResult> {
       await lm.sync(model);
       return generateWith(() => lm.decoder(), lm.limits, prompts, { ...gen, signal });
