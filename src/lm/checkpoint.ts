@@ -10,12 +10,14 @@
  * `rotary_emb.inv_freq`) and a tied `lm_head.weight` are ignored.
  *
  * Saving is atomic at the folder level: everything is written into a sibling temporary
- * folder, then the old folder is renamed aside, the new one renamed into place, and the
- * old one removed. A crash at any point before the swap leaves the previous checkpoint
- * untouched.
+ * folder (`.<name>.saving-<pid>-<time>-<n>`), each file flushed to disk and then the folder,
+ * then the old folder is renamed aside (`.<name>.old-...`), the new one renamed into place,
+ * the parent folder flushed, and the old one removed. A crash at any point before the swap
+ * leaves the previous checkpoint untouched, and a power cut after it cannot undo it.
+ * `recoverInterruptedSaves` tidies what a killed save leaves behind.
  */
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -25,6 +27,7 @@ import {
   toFloat32,
   serializeSafetensors,
 } from '../core/safetensors.ts';
+import { fsyncDir, makeDirs, writeFileDurable } from '../core/atomic.ts';
 import { type CausalLMConfig, parseConfig, toHfConfigJson } from './config.ts';
 import { CausalLM, type ParamSpec, parameterSpecs } from './model.ts';
 
@@ -198,31 +201,82 @@ export async function saveCausalLM(
   const tag = `${process.pid}-${Date.now()}-${saveCounter++}`;
   const tmp = join(parent, `.${basename(target)}.saving-${tag}`);
   const old = join(parent, `.${basename(target)}.old-${tag}`);
-  await mkdir(parent, { recursive: true });
-  await mkdir(tmp);
+  const folders = new Set<string>([tmp]);
   try {
-    for (const [rel, content] of Object.entries(await causalLMFiles(model))) await writeFile(join(tmp, rel), content);
-    if (tokenizer) await tokenizer.save(tmp);
-    for (const [rel, content] of Object.entries(options.extraFiles ?? {})) {
+    makeDirs(tmp);
+    const write = (rel: string, content: string | Uint8Array): void => {
       const path = safeJoin(tmp, rel);
-      await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, content);
-    }
+      makeDirs(dirname(path));
+      folders.add(dirname(path));
+      writeFileDurable(path, content);
+    };
+    for (const [rel, content] of Object.entries(await causalLMFiles(model))) write(rel, content);
+    if (tokenizer) await tokenizer.save(tmp);
+    for (const [rel, content] of Object.entries(options.extraFiles ?? {})) write(rel, content);
+    for (const folder of [...folders].sort().reverse()) fsyncDir(folder); // subfolders first, then the folder itself
   } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
+    rmSync(tmp, { recursive: true, force: true });
     throw new Error(`saveCausalLM ${dir}: ${(e as Error).message} (the previous checkpoint, if any, is unchanged)`);
   }
-  // Swap: old aside, new into place, old removed.
+  // Swap: old aside, new into place, the parent flushed, old removed.
   const hadOld = existsSync(target);
-  if (hadOld) await rename(target, old);
   try {
-    await rename(tmp, target);
+    if (hadOld) renameSync(target, old);
+    renameSync(tmp, target);
   } catch (e) {
-    if (hadOld) await rename(old, target).catch(() => undefined);
-    await rm(tmp, { recursive: true, force: true });
+    if (hadOld && !existsSync(target)) {
+      try {
+        renameSync(old, target);
+      } catch {
+        // recoverInterruptedSaves puts it back on the next start
+      }
+    }
+    rmSync(tmp, { recursive: true, force: true });
     throw new Error(`saveCausalLM ${dir}: could not move the new checkpoint into place (${(e as Error).message})`);
   }
-  if (hadOld) await rm(old, { recursive: true, force: true });
+  fsyncDir(parent);
+  if (hadOld) rmSync(old, { recursive: true, force: true });
+}
+
+/** `.<name>.saving-<pid>-<time>-<n>` and `.<name>.old-<pid>-<time>-<n>`, the temporary folders of `saveCausalLM`. */
+const SAVE_TEMP = /^\.(.+)\.(saving|old)-(\d+)-\d+-\d+$/;
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return false; // this process saves nothing while it starts a run
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+  }
+}
+
+/**
+ * Tidies the temporary folders that killed saves left in `parent` (a run folder): an
+ * unfinished `.saving-` folder is removed; an `.old-` folder, the previous checkpoint moved
+ * aside just before the swap, is moved back when its checkpoint is missing (the kill came
+ * between the two renames) and removed otherwise. Folders of a process that is still
+ * running are left alone. Returns what was removed and what was put back, by name.
+ */
+export function recoverInterruptedSaves(parent: string): { removed: string[]; restored: string[] } {
+  const out = { removed: [] as string[], restored: [] as string[] };
+  if (!existsSync(parent)) return out;
+  const names = readdirSync(parent).sort();
+  for (const name of names) {
+    const m = SAVE_TEMP.exec(name);
+    if (!m || processAlive(Number(m[3]))) continue;
+    const path = join(parent, name);
+    const target = join(parent, m[1]!);
+    if (m[2] === 'old' && !existsSync(target)) {
+      renameSync(path, target);
+      out.restored.push(m[1]!);
+    } else {
+      rmSync(path, { recursive: true, force: true });
+      out.removed.push(name);
+    }
+  }
+  if (out.removed.length || out.restored.length) fsyncDir(parent);
+  return out;
 }
 
 /**

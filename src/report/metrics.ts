@@ -5,11 +5,12 @@
  * Each line is handed to the OS with one synchronous write, so a crash of the process loses
  * at most the line being written. Resuming from a checkpoint at step S keeps the lines with
  * step <= S and drops the later ones (they belong to the abandoned continuation); the
- * trimmed file replaces the old one atomically.
+ * trimmed file replaces the old one atomically. A failed write (a full disk: ENOSPC) is an
+ * error naming the file.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { writeFileAtomic } from '../core/atomic.ts';
+import { makeDirs, writeFileAtomic } from '../core/atomic.ts';
 
 /** File names inside a run folder. */
 export const RUN_FILES = {
@@ -124,7 +125,7 @@ class StepLog {
     readonly path: string,
     options: OpenOptions,
   ) {
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirs(dirname(path));
     const resume = options.resumeFromStep;
     if (resume !== undefined) {
       checkStep(resume, `open ${path} (resumeFromStep)`);
@@ -148,9 +149,17 @@ class StepLog {
         });
         writeFileAtomic(path, kept.map((l) => `${l}\n`).join(''));
       }
-      this.fd = openSync(path, 'a');
+      this.fd = this.openFile('a');
     } else {
-      this.fd = openSync(path, 'w');
+      this.fd = this.openFile('w');
+    }
+  }
+
+  private openFile(flags: 'a' | 'w'): number {
+    try {
+      return openSync(this.path, flags);
+    } catch (e) {
+      throw new Error(`cannot open ${this.path} for writing: ${(e as Error).message}`);
     }
   }
 
@@ -163,7 +172,12 @@ class StepLog {
     this.lastStep = step;
     const buf = Buffer.from(`${JSON.stringify(value)}\n`, 'utf8');
     let off = 0;
-    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+    try {
+      while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+    } catch (e) {
+      const full = (e as NodeJS.ErrnoException).code === 'ENOSPC' ? ' (the disk is full)' : '';
+      throw new Error(`cannot write ${this.path}${full}: ${(e as Error).message}`);
+    }
   }
 
   close(): void {

@@ -7,8 +7,9 @@
  *   checkpoint's step on resume) -> header (and the config fields changed since the
  *   checkpoint) -> [evaluate at step 0] -> for each step: `step()`, metrics line every
  *   `logEvery` steps, progress bar, evaluation every `evalEvery` steps and after the last,
- *   `checkpoint-<step>/` every `saveEvery` steps and on a signal, `final/` after the last ->
- *   report.html.
+ *   `checkpoint-<step>/` every `saveEvery` steps and on a signal (the oldest deleted beyond
+ *   `saveTotalLimit`), `final/` after the last -> report.html. A killed save's temporary
+ *   folders are tidied at the start (`recoverInterruptedSaves`).
  *
  * A fresh run refuses a folder that already holds a run (it would mix the two runs' logs and
  * checkpoints) unless told to overwrite it. A non-finite loss (`NonFiniteLossError`, thrown
@@ -27,7 +28,8 @@ import { reportFromMetricsFile } from '../report/html.ts';
 import type { MetricsWriter, SampleWriter } from '../report/metrics.ts';
 import { type ProgressStream, TrainingProgress, printRunHeader } from '../report/progress.ts';
 import { UserCodeGuard, describeIncident } from './containment.ts';
-import { changedFields, openRunLogs, prepareRunFolder } from './trainer-state.ts';
+import { recoverInterruptedSaves } from '../lm/checkpoint.ts';
+import { changedFields, openRunLogs, prepareRunFolder, pruneCheckpoints } from './trainer-state.ts';
 import { NonFiniteLossError } from './update.ts';
 
 /** The optimizer settings the trainers' configs share. */
@@ -112,7 +114,7 @@ export interface RunLoopOptions {
   /** The command name: the progress label and the header title (`rlvr <command>`). */
   command: string;
   /** The resolved config, written to config.json and printed in the header. */
-  config: { steps: number; logEvery: number; evalEvery: number; saveEvery: number; outDir: string; report?: boolean };
+  config: { steps: number; logEvery: number; evalEvery: number; saveEvery: number; saveTotalLimit?: number | null; outDir: string; report?: boolean };
   /** The checkpoint this run continues: its folder, step and config; null for a fresh run. */
   resumed: { dir: string; step: number; config: unknown } | null;
   engine: string;
@@ -199,6 +201,7 @@ export async function runLoop(options: RunLoopOptions): Promise<RunLoopResult> {
   const guard = UserCodeGuard.install();
   try {
     if (!resumed) prepareRunFolder(config.outDir, options.overwrite ?? false);
+    const leftovers = recoverInterruptedSaves(config.outDir); // of a run killed while saving
     ({ metrics, samples } = openRunLogs(config.outDir, config, resumed ? resumed.step : null));
     printRunHeader({
       title: resumed ? `rlvr ${options.command} (resumed at step ${resumed.step} from ${resumed.dir})` : `rlvr ${options.command}`,
@@ -211,6 +214,8 @@ export async function runLoop(options: RunLoopOptions): Promise<RunLoopResult> {
     const changed = resumed ? changedFields(resumed.config, config) : [];
     if (changed.length) say(`changed since the checkpoint: ${changed.join('; ')}`);
     for (const line of options.notes ?? []) say(line);
+    if (leftovers.removed.length) say(`removed unfinished checkpoint saves: ${leftovers.removed.join(', ')}`);
+    if (leftovers.restored.length) say(`restored ${leftovers.restored.join(', ')} (a save was killed while swapping it)`);
 
     progress = new TrainingProgress({ total: config.steps, label: options.command, quiet, stream });
     const out: RunOutput = { metrics, samples, progress, log: (line) => progress!.log(line) };
@@ -227,6 +232,11 @@ export async function runLoop(options: RunLoopOptions): Promise<RunLoopResult> {
       await options.save(dir, at);
       lastCheckpoint = dir;
       savedAt = at;
+      const limit = config.saveTotalLimit ?? null;
+      if (limit !== null && basename(dir) !== 'final') {
+        const removed = pruneCheckpoints(config.outDir, limit, resumed ? [resumed.dir] : []);
+        if (removed.length) out.log(`removed ${removed.join(', ')} (saveTotalLimit ${limit})`);
+      }
       time.checkpoint += (performance.now() - t0) / 1000;
     };
     const startStep = resumed?.step ?? 0;

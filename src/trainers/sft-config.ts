@@ -77,7 +77,13 @@ export const SftConfig = defineConfig(
     evalSize: int().min(1).default(500).describe('held-out examples used per evaluation (the first N of the test split)'),
     evalBatchSize: int().min(1).max(65536).default(256).describe('examples per forward pass during evaluation (loss and greedy generation)'),
     engine: engineField.describe('engine of the evaluation\'s greedy generation: onnxruntime, tfjs, or auto (onnxruntime when it loads); training runs on tfjs'),
-    saveEvery: int().min(0).default(0).describe('write checkpoint-<step> every N steps; 0 = only the final checkpoint'),
+    saveEvery: int().min(0).default(0).describe('write checkpoint-<step> every N steps (and on Ctrl-C, SIGTERM or SIGHUP); 0 = only the final checkpoint'),
+    saveTotalLimit: int()
+      .min(1)
+      .max(1_000_000)
+      .nullable()
+      .default(null)
+      .describe('keep only the newest N checkpoint-<step> folders (older ones are deleted after each save; never final/ or the checkpoint resumed from); null = keep all'),
     logEvery: int().min(1).default(10).describe('write a metrics line every N steps (train metrics are means over those steps)'),
     seed: int().default(0).describe('seed of initialisation and batch order'),
     outDir: z.string().min(1).default('runs/sft').describe('run folder: metrics.jsonl, config.json, checkpoints, final/'),

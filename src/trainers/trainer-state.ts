@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { AdamW } from '../engine/tfjs/optim.ts';
 import { parseSafetensors, serializeSafetensors, type SafetensorsTensor } from '../core/safetensors.ts';
@@ -212,6 +212,29 @@ export function changedFields(before: unknown, after: unknown, prefix = ''): str
   }
   if (prefix === 'outDir') return [];
   return JSON.stringify(before) === JSON.stringify(after) ? [] : [`${prefix}: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`];
+}
+
+/**
+ * Keeps the newest `limit` `checkpoint-<step>` folders of a run folder (by step) and deletes
+ * the older ones, as TRL's `save_total_limit`; `final/` and the folders in `keep` (the
+ * checkpoint a run resumed from) are never deleted. Returns the deleted folder names.
+ */
+export function pruneCheckpoints(outDir: string, limit: number, keep: readonly string[] = []): string[] {
+  if (!Number.isInteger(limit) || limit < 1) throw new Error(`pruneCheckpoints: limit must be a positive integer, got ${limit}`);
+  if (!existsSync(outDir)) return [];
+  const kept = new Set(keep.map((d) => resolve(d)));
+  const steps = readdirSync(outDir)
+    .map((name) => /^checkpoint-(\d+)$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ name: m[0], step: Number(m[1]) }))
+    .sort((a, b) => b.step - a.step);
+  const removed: string[] = [];
+  for (const { name } of steps.slice(limit)) {
+    if (kept.has(resolve(outDir, name))) continue;
+    rmSync(join(outDir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
 }
 
 /** The newest checkpoint (highest step) with a `trainer_state.json` in a run folder, or null. */

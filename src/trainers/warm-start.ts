@@ -77,8 +77,9 @@ export function warmStartSftConfig(warm: WarmStartConfig): SftConfig {
   const steps = warm.steps ?? preset.steps;
   const source = `warm-start preset ${warm.preset}`;
   const values: Record<string, unknown> = { ...preset, steps, warmupSteps: Math.min(preset.warmupSteps, steps), outDir: '(cache)' };
-  // The sampling engine of the evaluation does not change what is trained: not part of the key.
-  const { engine: _engine, ...trained } = parseSftConfig(values, { source });
+  // The sampling engine of the evaluation and how many checkpoints are kept do not change
+  // what is trained: not part of the key.
+  const { engine: _engine, saveTotalLimit: _kept, ...trained } = parseSftConfig(values, { source });
   const key = createHash('sha256')
     .update(JSON.stringify([trained, warm.teacherCarryErrors]))
     .digest('hex')
