@@ -262,6 +262,8 @@ function sentenceEnd(text: string, from: number, spans: Span[]): number {
 
 /** What may stand between math spans that form one answer: `$2$ and $5$`, `$1$, $2$, or $3$`. */
 const SPAN_GAP = /^\s*(?:[,;]\s*)?(?:(?:and|or)\b\s*)?$/i;
+/** Longer runs of joined spans are a listing (`$1$, $2$, ..., $30$`), not one answer. */
+const MAX_GROUP_SPANS = 10;
 const LEAD = /^\s*([A-Za-z](?:_\{?\w+\}?)?)\s*(?:=|<|>|≤|≥|\\(?:le|ge|leq|geq|lt|gt|neq|ne)(?![A-Za-z]))/;
 
 /**
@@ -278,7 +280,7 @@ function spanGroups(text: string, spans: Span[]): Span[] {
       const v = parseAnswer(t);
       return v !== null && v.kind !== 'raw';
     };
-    if (run.length > 1 && leads.size === 1 && run.every((s) => readable(s.text))) {
+    if (run.length > 1 && run.length <= MAX_GROUP_SPANS && leads.size === 1 && run.every((s) => readable(s.text))) {
       groups.push({ start: run[0]!.start, end: run[run.length - 1]!.end, text: run.map((s) => s.text.trim().replace(/[.,;]$/, '')).join(', '), plain: false });
     }
     run = [];
@@ -289,7 +291,8 @@ function spanGroups(text: string, spans: Span[]): Span[] {
       const gap = text.slice(prev.end, s.start);
       if (gap.length > 12 || gap.trim() === '' || !SPAN_GAP.test(gap)) flush();
     }
-    run.push(s);
+    // Past the limit the run can no longer be a group: stop collecting it.
+    if (run.length <= MAX_GROUP_SPANS) run.push(s);
   }
   flush();
   return groups;
