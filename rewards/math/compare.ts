@@ -48,6 +48,8 @@ const SIMPLIFY_MAX_NODES = 60;
 const MAX_MATCH_ITEMS = 64;
 /** Significant digits a gold decimal needs before it counts as a rounded value. */
 const MIN_ROUNDED_DIGITS = 2;
+/** A gold decimal whose reduced denominator is at most this (halves, fifths, twentieths) is exact. */
+const MAX_EXACT_LOOKING_DENOMINATOR = 20n;
 
 export class VerifyTimeout extends Error {
   override name = 'VerifyTimeout';
@@ -430,14 +432,16 @@ function decimalMatches(d: string, exact: Q.Rational | null, z: Complex, relTol:
 /**
  * The exact value (`exact`, or `z` when irrational) rounded to the places written in `d` is
  * `d`: `\frac23` rounds to `0.67` and `0.667`, never to `0.66`. The decimal needs two
- * significant digits or more: `0.5` or `0.3` may well be exact, so `\frac{8}{15}` and
- * `\frac13` do not answer them.
+ * significant digits or more and must not be a multiple of 0.05: `0.5`, `0.3` or `1.25` may
+ * well be exact, so `\frac{8}{15}`, `\frac13` and `\frac{5}{4} + 0.001` do not answer them.
  */
 function roundsTo(d: string, exact: Q.Rational | null, z: Complex): boolean {
   if (!isReal(z)) return false;
   const dq = Q.parseDecimal(d);
   if (!dq || dq.n === 0n) return false;
   if (d.replace(/^-/, '').replace('.', '').replace(/^0+/, '').length < MIN_ROUNDED_DIGITS) return false;
+  // A multiple of 0.05 (`1.5`, `0.25`, `2.35`) reads as an exact value, not a rounded one.
+  if (dq.d <= MAX_EXACT_LOOKING_DENOMINATOR) return false;
   const places = (d.split('.')[1] ?? '').length;
   const half = Q.rational(1n, 2n * 10n ** BigInt(places));
   if (!half) return false;

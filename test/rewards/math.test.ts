@@ -604,6 +604,10 @@ table('a gold decimal takes the exact value at the precision it gives', [
   ['[0.67, 2.5)', '\\boxed{\\left(\\frac23, \\frac52\\right)}', false],
   ['33.33\\%', '\\boxed{\\frac{1}{4}}', false],
   ['0.67', '\\boxed{0.667}', false],
+  ['1.5', '\\boxed{\\frac{16}{11}}', false],
+  ['0.75', '\\boxed{\\frac{38}{51}}', false],
+  ['2.25', '\\boxed{\\frac{9}{4}}', true],
+  ['0.44', '\\boxed{\\frac{4}{9}}', true],
 ]);
 
 table("Euler's number written as \\text{e} or \\mathrm{e}", [
