@@ -162,7 +162,9 @@ describe('verifyMath options and inputs', () => {
 
   it('is reflexive on well-formed answers', () => {
     for (const a of ['\\frac{1}{3}', '(1, 2)', '[0, 1)', '\\{1, 2\\}', 'x^2 + 1', 'y = 2x + 1', '3 + 2i', '\\sqrt{2}',
-      '\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}', '\\text{Evelyn}', 'x \\le 5', '(0, 1) \\cup (2, \\infty)', '50\\%']) {
+      '\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}', '\\text{Evelyn}', 'x \\le 5', '(0, 1) \\cup (2, \\infty)', '50\\%',
+      '2:5', 'A:B = 2:5', 'PQ = 7, RS = 9', 'x = 2, x = 5', 'x = 1, y = 2', '|x - 1| > 2', 'x < -1, x > 3', '1; 2; 4',
+      '0.67', '\\text{e}', '12 m', 'g(t) = 3']) {
       expect(verifyMath(a, a)).toBe(true);
     }
   });
