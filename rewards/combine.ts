@@ -37,7 +37,7 @@ import {
   type TagFormatOptions,
 } from './format.ts';
 import { mathReward, type MathRewardOptions } from './math/index.ts';
-import { MissingColumnError, type RewardBatch, type RewardFunction, type RewardSpec, type RewardValue } from './types.ts';
+import { MissingColumnError, type RewardBatch, type RewardFunction, type RewardSpec, type RewardValue, withTextCompletions } from './types.ts';
 
 export interface ScoreOptions {
   /** Reward functions running at the same time. Default 4; range [1, 1024]. */
@@ -86,8 +86,18 @@ export function validateBatch(batch: RewardBatch): number {
       throw new Error(`reward batch: column '${key}' has ${values.length} entries but there are ${n} completions`);
     }
   }
-  batch.completions.forEach((c, i) => {
-    if (typeof c !== 'string') throw new Error(`reward batch: completions[${i}] must be a string, got ${typeof c}`);
+  // One form throughout: strings, or (conversational) lists of { role, content } messages.
+  const conversational = n > 0 && typeof batch.completions[0] !== 'string';
+  (batch.completions as unknown[]).forEach((c, i) => {
+    if (!conversational) {
+      if (typeof c !== 'string') throw new Error(`reward batch: completions[${i}] must be a string like completions[0], got ${Array.isArray(c) ? 'a message list' : typeof c}`);
+      return;
+    }
+    if (!Array.isArray(c)) throw new Error(`reward batch: completions[${i}] must be a list of { role, content } messages like completions[0], got ${typeof c}`);
+    c.forEach((m: unknown, j) => {
+      const { role, content } = (typeof m === 'object' && m !== null ? m : {}) as Record<string, unknown>;
+      if (typeof role !== 'string' || typeof content !== 'string') throw new Error(`reward batch: completions[${i}][${j}] must be a { role, content } message with string fields`);
+    });
   });
   return n;
 }
@@ -278,7 +288,8 @@ export const BUILTIN_REWARDS: Record<string, Builtin> = {
     keys: ['column', 'language', 'timeoutMs', 'memoryMb', 'outputLimitBytes', 'concurrency', 'unsafe'],
     create: (c) => codeReward(c as CodeRewardOptions),
   },
-  math: { keys: ['column', 'timeoutMs', 'relTol'], create: (c) => mathReward(c as MathRewardOptions) },
+  // mathReward reads text completions; the wrapper gives it the assistant message's content in a conversational batch.
+  math: { keys: ['column', 'timeoutMs', 'relTol'], create: (c) => withTextCompletions(mathReward(c as MathRewardOptions)) },
   overlong: {
     keys: ['maxCompletionLength', 'cacheLength'],
     create: (c) => {

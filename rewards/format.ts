@@ -15,7 +15,7 @@
  *        = ((Lmax - Lcache) - L) / Lcache if Lmax - Lcache < L <= Lmax
  *        = -1                             if L > Lmax
  */
-import { batchColumn, namedReward, type RewardBatch, type RewardFunction, type RewardValue } from './types.ts';
+import { batchColumn, completionTexts, namedReward, type RewardBatch, type RewardFunction, type RewardValue } from './types.ts';
 
 const TAG_NAME = /^[A-Za-z][\w.-]*$/;
 
@@ -137,7 +137,7 @@ export function tagFormatReward(options: TagFormatOptions = {}): RewardFunction 
   for (const t of tags) checkTag(t, 'tagFormatReward: options.tags');
   if (new Set(tags).size !== tags.length) throw new Error(`tagFormatReward: options.tags has duplicates: ${tags.join(', ')}`);
   const opts = { ...options, tags };
-  return namedReward('format', (batch: RewardBatch): RewardValue[] => batch.completions.map((c) => scoreTagFormat(c, opts)));
+  return namedReward('format', (batch: RewardBatch): RewardValue[] => completionTexts(batch).map((c) => scoreTagFormat(c, opts)));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ export function exactMatchReward(options: ExactMatchOptions = {}): RewardFunctio
   if (tag !== null) checkTag(tag, 'exactMatchReward: options.tag');
   return namedReward('exact_match', (batch: RewardBatch): RewardValue[] => {
     const refs = batchColumn(batch, column, 'exact_match');
-    return batch.completions.map((c, i) => {
+    return completionTexts(batch).map((c, i) => {
       const ref = refs[i];
       if (ref === null || ref === undefined) return null;
       if (typeof ref !== 'string' && typeof ref !== 'number' && typeof ref !== 'bigint') {
@@ -211,7 +211,7 @@ export function numericAnswerReward(options: NumericAnswerOptions = {}): RewardF
   if (tag !== null) checkTag(tag, 'numericAnswerReward: options.tag');
   return namedReward('numeric', (batch: RewardBatch): RewardValue[] => {
     const refs = batchColumn(batch, column, 'numeric');
-    return batch.completions.map((c, i) => {
+    return completionTexts(batch).map((c, i) => {
       const raw = refs[i];
       if (raw === null || raw === undefined) return null;
       const ref = parseNumber(raw);

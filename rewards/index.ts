@@ -4,8 +4,8 @@
  */
 
 // contract
-export { namedReward, batchColumn } from './types.ts';
-export type { RewardBatch, RewardContext, RewardFunction, RewardSpec, RewardValue } from './types.ts';
+export { namedReward, batchColumn, completionText, completionTexts, withTextCompletions } from './types.ts';
+export type { RewardBatch, RewardContext, RewardFunction, RewardMessage, RewardSpec, RewardValue } from './types.ts';
 
 // combining and loading
 export { scoreCompletions, rewardMetrics, loadRewardFunction, validateBatch, BUILTIN_REWARDS, SCORE_DEFAULTS } from './combine.ts';

@@ -13,7 +13,7 @@
  * queue of size `concurrency`.
  */
 import pLimit from 'p-limit';
-import { batchColumn, namedReward, type RewardBatch, type RewardContext, type RewardFunction, type RewardValue } from '../types.ts';
+import { batchColumn, completionTexts, namedReward, type RewardBatch, type RewardContext, type RewardFunction, type RewardValue } from '../types.ts';
 import type { Language } from './languages.ts';
 import { runCodeWith, validateRunSettings, validateTests, type RunCodeOptions } from './run.ts';
 
@@ -56,7 +56,7 @@ export function codeReward(options: CodeRewardOptions = {}): RewardFunction {
     const limit = pLimit(settings.concurrency);
     const run = context?.signal ? { ...settings, signal: context.signal } : settings;
     return Promise.all(
-      batch.completions.map(async (completion, i): Promise<RewardValue> => {
+      completionTexts(batch).map(async (completion, i): Promise<RewardValue> => {
         const t = tests[i];
         if (t === null || t === undefined || t.length === 0) return null;
         const r = await runCodeWith(extractCode(completion, run.language), t, run, limit);

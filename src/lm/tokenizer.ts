@@ -33,6 +33,14 @@ export interface ChatMessage {
   content: string;
 }
 
+/** Options of `Tokenizer.applyChatTemplate`. */
+export interface ChatTemplateOptions {
+  /** End with the header of an assistant turn (what a prompt for generation needs). Default false. */
+  addGenerationPrompt?: boolean;
+  /** Extra variables the template reads, e.g. `{ enable_thinking: false }` for Qwen3. */
+  variables?: Record<string, unknown>;
+}
+
 /**
  * What the sampler and trainers need from a tokenizer.
  * - `vocabSize`: number of ids the tokenizer can produce (largest id + 1); a model's
@@ -43,7 +51,8 @@ export interface ChatMessage {
  * - `decode`: `skipSpecialTokens` (default false) drops special tokens (pad/bos/eos/unk
  *   and the like); ids outside [0, vocabSize) are an error.
  * - `bosTokenId`: the beginning-of-sequence id, or null when the vocabulary has none.
- * - `applyChatTemplate`: present only when the tokenizer has a chat template.
+ * - `applyChatTemplate`: present only when the tokenizer has a chat template. `variables`
+ *   are extra values the template reads, e.g. Qwen3's `{ enable_thinking: false }`.
  */
 export interface Tokenizer {
   readonly vocabSize: number;
@@ -52,7 +61,7 @@ export interface Tokenizer {
   readonly bosTokenId: number | null;
   encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
   decode(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): string;
-  applyChatTemplate?(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
+  applyChatTemplate?(messages: ChatMessage[], options?: ChatTemplateOptions): string;
   /** Writes tokenizer.json + tokenizer_config.json (+ special_tokens_map.json) into `dir`. */
   save(dir: string): Promise<void>;
 }
@@ -126,7 +135,7 @@ export class TransformersTokenizer implements Tokenizer {
   readonly padTokenId: number;
   readonly bosTokenId: number | null;
   /** Defined only when the folder has a chat template (tokenizer_config.json or chat_template.jinja). */
-  readonly applyChatTemplate?: (messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }) => string;
+  readonly applyChatTemplate?: (messages: ChatMessage[], options?: ChatTemplateOptions) => string;
 
   private constructor(
     /** The underlying transformers.js tokenizer, for anything the interface does not cover. */
@@ -148,6 +157,7 @@ export class TransformersTokenizer implements Tokenizer {
     if (hf.chat_template != null || chatTemplateFile !== null) {
       this.applyChatTemplate = (messages, options = {}) =>
         hf.apply_chat_template(checkMessages(messages), {
+          ...options.variables,
           tokenize: false,
           add_generation_prompt: options.addGenerationPrompt ?? false,
           ...(hf.chat_template == null ? { chat_template: chatTemplateFile } : {}),

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arithmeticTokenizer } from '../../src/trainers/from-scratch.ts';
-import type { RewardBatch, RewardSpec } from '../../rewards/types.ts';
+import { completionTexts, type RewardBatch, type RewardSpec } from '../../rewards/types.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { loadCausalLM, saveCausalLM } from '../../src/lm/checkpoint.ts';
 import { tinyGpt2Config } from '../../src/lm/config.ts';
@@ -42,7 +42,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** 1 when the completion starts with '7', else 0: one decision at the first token. */
 function startsWithSeven(batch: RewardBatch): number[] {
-  return batch.completions.map((c) => (c.startsWith('7') ? 1 : 0));
+  return completionTexts(batch).map((c) => (c.startsWith('7') ? 1 : 0));
 }
 const rewards: RewardSpec[] = [{ name: 'seven', fn: startsWithSeven }];
 
