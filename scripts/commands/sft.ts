@@ -8,7 +8,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeEngine, initEngine } from '../../src/engine/tfjs/backend.ts';
-import { SFT_PRESETS, sftPreset } from '../../src/trainers/presets.ts';
+import { SFT_PRESETS, presetWithSteps, sftPreset } from '../../src/trainers/presets.ts';
 import { signalExitCode } from '../../src/trainers/run.ts';
 import { readSftTrainerState, trainSft } from '../../src/trainers/sft.ts';
 import { SftConfig, resolveSftConfig } from '../../src/trainers/sft-config.ts';
@@ -44,7 +44,7 @@ export function register(program: Command): void {
     .option('--config <file>', 'JSON config file, layered over the preset (see the settings below)')
     .option('--set <key=value>', 'override one setting, e.g. --set learningRate=3e-4 (repeatable)', collect, [] as string[])
     .option('--out <dir>', 'run folder (sets outDir): metrics.jsonl, samples.jsonl, config.json, checkpoint-<step>/, final/')
-    .option('--steps <n>', 'optimizer steps: the training budget (sets steps)', positiveInt)
+    .option('--steps <n>', 'optimizer steps: the training budget (sets steps; with --preset, the preset\'s warmupSteps is capped at it)', positiveInt)
     .option('--resume <dir>', 'continue from a checkpoint folder (checkpoint-<step> or final); its saved config is the base, --config/--set/--out/--steps apply on top')
     .addOption(new Option('--engine <name>', 'engine that samples completions (sets engine): onnxruntime, tfjs, or auto = onnxruntime when it loads; training runs on tfjs').choices(['auto', 'onnxruntime', 'tfjs']))
     .addOption(new Option('--backend <name>', 'tfjs backend (training, and sampling with --engine tfjs)').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
@@ -63,7 +63,7 @@ export function register(program: Command): void {
       }
       let values: Record<string, unknown> | undefined;
       if (opts.resume) values = (await readSftTrainerState(opts.resume)).config as unknown as Record<string, unknown>;
-      else if (opts.preset) values = sftPreset(opts.preset);
+      else if (opts.preset) values = opts.steps === undefined ? sftPreset(opts.preset) : presetWithSteps(sftPreset(opts.preset), opts.steps);
       const config = resolveSftConfig({
         values,
         file: opts.config,

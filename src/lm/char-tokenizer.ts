@@ -5,7 +5,8 @@
  * (for example `<answer>`) may be added so that a tiny model emits a tag in one step.
  * Text is encoded left to right: at each position the longest special or extra token
  * that starts there wins, otherwise the single character (one Unicode code point) is
- * looked up, and characters outside the alphabet become `<unk>`.
+ * looked up, and characters outside the alphabet become `<unk>` (`firstUnknown` finds
+ * them; the trainers refuse such data, see src/trainers/text-encoding.ts).
  *
  * Vocabulary layout of `CharTokenizer.fromAlphabet` (fixed, so ids never depend on options):
  *
@@ -65,7 +66,8 @@ interface AddedTokenJson {
 
 const SPECIALS = [PAD_TOKEN, EOS_TOKEN, UNK_TOKEN, BOS_TOKEN] as const;
 
-function describeChar(ch: string): string {
+/** `"é" (U+00E9)`, or just the code point for a control or space character. */
+export function describeChar(ch: string): string {
   const cp = ch.codePointAt(0)!;
   const printable = cp > 0x20 && cp !== 0x7f ? `"${ch}" ` : '';
   return `${printable}(U+${cp.toString(16).toUpperCase().padStart(4, '0')})`;
@@ -280,6 +282,31 @@ export class CharTokenizer implements Tokenizer {
       i += cp > 0xffff ? 2 : 1;
     }
     return out;
+  }
+
+  /**
+   * The first character of `text` that `encode` would turn into `<unk>` (outside the
+   * alphabet and not part of a special or extra token), with its UTF-16 index; null when
+   * every character is known.
+   */
+  firstUnknown(text: string): { char: string; index: number } | null {
+    const n = text.length;
+    let i = 0;
+    outer: while (i < n) {
+      const candidates = this.addedByFirstUnit.get(text.charCodeAt(i));
+      if (candidates) {
+        for (const [t] of candidates) {
+          if (text.startsWith(t, i)) {
+            i += t.length;
+            continue outer;
+          }
+        }
+      }
+      const cp = text.codePointAt(i)!;
+      if (!this.charIds.has(cp)) return { char: String.fromCodePoint(cp), index: i };
+      i += cp > 0xffff ? 2 : 1;
+    }
+    return null;
   }
 
   /** Concatenation of the tokens of `ids`; throws on an id outside [0, vocabSize). */

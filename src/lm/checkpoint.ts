@@ -28,7 +28,7 @@ import {
   serializeSafetensors,
 } from '../core/safetensors.ts';
 import { fsyncDir, makeDirs, writeFileDurable } from '../core/atomic.ts';
-import { type CausalLMConfig, parseConfig, toHfConfigJson } from './config.ts';
+import { type CausalLMConfig, type ModelDims, modelDims, parseConfig, toHfConfigJson } from './config.ts';
 import { CausalLM, type ParamSpec, parameterSpecs } from './model.ts';
 
 export interface LoadedCausalLM {
@@ -42,21 +42,31 @@ export interface LoadedCausalLM {
 const IGNORED_BUFFERS = [/\.attn\.bias$/, /\.attn\.masked_bias$/, /\.rotary_emb\.inv_freq$/];
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 
-/** Load a Hugging Face causal LM folder (gpt2, llama, qwen2 or qwen3; `SUPPORTED_MODEL_TYPES`). */
-export async function loadCausalLM(dir: string): Promise<LoadedCausalLM> {
-  const where = `loadCausalLM ${dir}`;
+/** The parsed config.json of a Hugging Face causal LM folder; errors name the file. */
+async function readModelConfig(dir: string): Promise<CausalLMConfig> {
   const configPath = join(dir, 'config.json');
-  if (!existsSync(configPath)) throw new Error(`${where}: missing config.json`);
+  if (!existsSync(configPath)) throw new Error(`loadCausalLM ${dir}: missing config.json`);
   let json: unknown;
   try {
     json = JSON.parse(await readFile(configPath, 'utf8'));
   } catch (e) {
     throw new Error(`${configPath}: not valid JSON (${(e as Error).message})`);
   }
-  const config = parseConfig(json, configPath);
+  return parseConfig(json, configPath);
+}
+
+/** A model folder's dimensions (context, vocabulary, ...) from its config.json alone: checks that need them run before the weights load. */
+export async function readModelDims(dir: string): Promise<ModelDims> {
+  return modelDims(await readModelConfig(dir));
+}
+
+/** Load a Hugging Face causal LM folder (gpt2, llama, qwen2 or qwen3; `SUPPORTED_MODEL_TYPES`). */
+export async function loadCausalLM(dir: string): Promise<LoadedCausalLM> {
+  const where = `loadCausalLM ${dir}`;
+  const config = await readModelConfig(dir);
   const { tensors, fileOf } = await readWeights(dir, where);
 
-  const weights = convertTensors(config, tensors, fileOf);
+  const weights = convertTensors(config, tensors, fileOf, dir);
   try {
     // The model's variables take their own references to the data; free ours.
     const model = CausalLM.fromWeights(config, weights, { source: where });
@@ -119,6 +129,7 @@ function convertTensors(
   config: CausalLMConfig,
   tensors: Map<string, SafetensorsTensor>,
   fileOf: (name: string) => string,
+  dir: string,
 ): Map<string, tf.Tensor> {
   const specs = parameterSpecs(config);
   const fileName = (spec: ParamSpec): string | undefined => {
@@ -149,6 +160,7 @@ function convertTensors(
         throw new Error(`${fileOf(name)}: tensor ${name} has dtype ${t.dtype}; weights must be F32, F16, BF16 or F64`);
       }
       let data = toFloat32(t);
+      checkFinite(data, () => `the model folder ${dir} holds broken weights: tensor ${name} in ${fileOf(name)}`);
       if (spec.transposed) data = transpose2d(data, hfShape[0]!, hfShape[1]!);
       out.set(spec.name, tf.tensor(data, spec.shape, 'float32'));
     }
@@ -163,6 +175,28 @@ function convertTensors(
     throw new Error(`${fileOf(name)}: unexpected tensor ${name}, not part of a ${config.model_type} model with this config.json`);
   }
   return out;
+}
+
+/**
+ * Throws when `data` holds NaN or an infinity (a diverged run's weights, a broken
+ * conversion): such a model cannot sample, and the error should name its folder, not
+ * surface later as a logits row without a finite maximum.
+ */
+function checkFinite(data: Float32Array, where: () => string): void {
+  let bad = 0;
+  let first = -1;
+  let nan = false;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (v - v !== 0) {
+      // NaN - NaN and Infinity - Infinity are NaN; every finite v gives 0
+      if (bad++ === 0) {
+        first = i;
+        nan = Number.isNaN(v);
+      }
+    }
+  }
+  if (bad > 0) throw new Error(`${where()}: ${bad} of its ${data.length} values are NaN or infinite (the first, at index ${first}, is ${nan ? 'NaN' : 'infinite'})`);
 }
 
 /** Row-major [rows, cols] -> [cols, rows]. */

@@ -51,6 +51,16 @@ export const SFT_PRESETS: Readonly<Record<string, Readonly<Record<string, unknow
   'arithmetic-tiny': ARITHMETIC_TINY,
 };
 
+/**
+ * A preset with another training budget: `steps`, with the preset's warm-up capped at it (a
+ * preset's `warmupSteps` is sized for its own budget; `--steps 20` on a 50-step warm-up
+ * would otherwise be refused). An explicit `warmupSteps` (`--set`, `--config`) still wins.
+ */
+export function presetWithSteps(preset: Record<string, unknown>, steps: number): Record<string, unknown> {
+  const warmup = typeof preset['warmupSteps'] === 'number' ? Math.min(preset['warmupSteps'], steps) : undefined;
+  return { ...preset, steps, ...(warmup === undefined ? {} : { warmupSteps: warmup }) };
+}
+
 /** A deep copy of the named SFT preset; unknown names list the known ones. */
 export function sftPreset(name: string): Record<string, unknown> {
   const preset = SFT_PRESETS[name];

@@ -17,6 +17,7 @@ import { parseJsonl } from '../../datasets/jsonl.ts';
 import type { Rng, RngState } from '../core/rng.ts';
 import type { Tokenizer } from '../lm/tokenizer.ts';
 import type { SftGenerateConfig } from './sft-config.ts';
+import { DataEncoder, type Warn } from './text-encoding.ts';
 
 /** The objects of a JSONL file (each with a string `prompt`) and the line number of each; errors name the file. */
 async function readJsonlRows(path: string, what: string): Promise<{ rows: Record<string, unknown>[]; at: (row: number) => number }> {
@@ -85,11 +86,13 @@ export async function loadPromptRows(path: string): Promise<PromptRow[]> {
 
 /**
  * Prompt token ids of each row. The prompt plus `maxCompletionLength` new tokens must fit the
- * model's context, and every id its vocabulary; errors name the row's source.
+ * model's context, every id its vocabulary, and every character must be one the tokenizer can
+ * encode (text-encoding.ts); errors name the row's source.
  */
-export function encodePromptRows(rows: readonly PromptRow[], tokenizer: Tokenizer, limits: { maxPositions: number; vocabSize: number; maxCompletionLength: number }): EncodedPromptRow[] {
+export function encodePromptRows(rows: readonly PromptRow[], tokenizer: Tokenizer, limits: { maxPositions: number; vocabSize: number; maxCompletionLength: number; warn?: Warn }): EncodedPromptRow[] {
+  const encoder = new DataEncoder(tokenizer, limits.warn);
   return rows.map((row) => {
-    const promptIds = tokenizer.encode(row.prompt);
+    const promptIds = encoder.encode(row.prompt, row.source, 'prompt');
     if (promptIds.length === 0) throw new Error(`${row.source}: the prompt encodes to no tokens (an empty prompt needs a tokenizer that adds BOS)`);
     const total = promptIds.length + limits.maxCompletionLength;
     if (total > limits.maxPositions) {
@@ -184,12 +187,14 @@ export function generateSftExamples(g: SftGenerateConfig): { train: SftExample[]
 /**
  * Token ids of each example: the prompt encoded alone (with the tokenizer's BOS), the
  * completion without special tokens plus EOS. Every sequence must fit `maxPositions` and
- * the model's vocabulary; errors name the example's source.
+ * the model's vocabulary, and every character must be one the tokenizer can encode
+ * (text-encoding.ts); errors name the example's source.
  */
-export function encodeSftExamples(examples: readonly SftExample[], tokenizer: Tokenizer, limits: { maxPositions: number; vocabSize: number }): EncodedSftExample[] {
+export function encodeSftExamples(examples: readonly SftExample[], tokenizer: Tokenizer, limits: { maxPositions: number; vocabSize: number; warn?: Warn }): EncodedSftExample[] {
+  const encoder = new DataEncoder(tokenizer, limits.warn);
   return examples.map((ex) => {
-    const promptIds = tokenizer.encode(ex.prompt);
-    const completionIds = [...tokenizer.encode(ex.completion, { addSpecialTokens: false }), tokenizer.eosTokenId];
+    const promptIds = encoder.encode(ex.prompt, ex.source, 'prompt');
+    const completionIds = [...encoder.encode(ex.completion, ex.source, 'completion', { addSpecialTokens: false }), tokenizer.eosTokenId];
     if (promptIds.length === 0) throw new Error(`${ex.source}: the prompt encodes to no tokens (an empty prompt needs a tokenizer that adds BOS)`);
     const total = promptIds.length + completionIds.length;
     if (total > limits.maxPositions) {

@@ -1,9 +1,10 @@
 /**
  * The start of a GRPO or PPO run, the same for both: read and check the checkpoint to resume
- * (its trainer state), load the rewards and data (their errors come before any model work:
- * a warm-start takes minutes), find the starting policy, load the policy, its tokenizer and
- * the frozen reference, encode the prompts, and restore the optimizer and the prompt order.
- * Also the run options and result both trainers share.
+ * (its trainer state), check that the run folder can be written, load the rewards and data
+ * and encode the prompts for the starting model from its config.json and tokenizer (their
+ * errors come before any model work: a warm-start takes minutes), find the starting policy,
+ * load the policy, its tokenizer and the frozen reference, and restore the optimizer and the
+ * prompt order. Also the run options and result both trainers share.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -13,7 +14,7 @@ import type { RewardSpec } from '../../rewards/types.ts';
 import { ConfigError } from '../core/config.ts';
 import type { AdamW } from '../engine/tfjs/optim.ts';
 import type { Rng, RngState } from '../core/rng.ts';
-import { loadCausalLM } from '../lm/checkpoint.ts';
+import { loadCausalLM, readModelDims } from '../lm/checkpoint.ts';
 import type { CausalLM } from '../lm/model.ts';
 import { type Tokenizer, loadTokenizer } from '../lm/tokenizer.ts';
 import type { ProgressStream } from '../report/progress.ts';
@@ -23,8 +24,8 @@ import { RewardFailureLog } from './reward-failures.ts';
 import { type RewardsAndData, prepareRewardsAndData } from './rollout.ts';
 import { getBackend } from '@tensorflow/tfjs';
 import { type InterruptSignal, type RunLoopOptions, type RunLoopResult, type RunOutput, createAdamW } from './run.ts';
-import { OPTIMIZER_FILE, TRAINER_STATE_FILE, checkRunFolder, checkStateStep, readTrainerStateJson, restoreOptimizerState } from './trainer-state.ts';
-import { type WarmStartResult, startingPolicy } from './warm-start.ts';
+import { OPTIMIZER_FILE, TRAINER_STATE_FILE, checkOutDirWritable, checkRunFolder, checkStateStep, readTrainerStateJson, restoreOptimizerState } from './trainer-state.ts';
+import { type WarmStartResult, startingPolicy, warmStartShape } from './warm-start.ts';
 
 export interface RlRunOptions {
   /** A checkpoint folder (`checkpoint-<step>` or `final`) to continue from. */
@@ -145,11 +146,15 @@ export async function setupRlRun(
   if (saved && config.steps <= saved.step) {
     throw new ConfigError([`"steps" (${config.steps}) must be greater than the checkpoint's step (${saved.step}) to continue training`], 'resume');
   }
-  if (!saved) checkRunFolder(resolve(config.outDir), options.overwrite ?? false);
+  if (saved) checkOutDirWritable(resolve(config.outDir));
+  else checkRunFolder(resolve(config.outDir), options.overwrite ?? false);
   const data = await prepareRewardsAndData(config, options);
+  const early = await encodeBeforeLoading(config, data, resumeFrom);
   const { initialModelDir, initialSha, warm } = await startingPolicy(config.model, saved?.initialModel ?? null, { engine: options.engine, quiet, stream });
-  const { model: policy } = await loadCausalLM(resumeFrom ?? initialModelDir);
-  const tokenizer = await loadTokenizer(resumeFrom ?? initialModelDir);
+  const modelDir = resolve(resumeFrom ?? initialModelDir);
+  const { model: policy } = await loadCausalLM(modelDir);
+  const encoded = early.dir === modelDir ? early : null; // the same folder: its tokenizer and rows are the ones just checked
+  const tokenizer = encoded?.tokenizer ?? (await loadTokenizer(modelDir));
   const optimizer = createAdamW(policy.variables, config);
   let reference: CausalLM | null = null;
   const dispose = (): void => {
@@ -163,8 +168,8 @@ export async function setupRlRun(
       throw new Error(`${initialModelDir}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary only ${policy.dims.vocabSize}`);
     }
     const limits = { maxPositions: policy.dims.maxPositions, vocabSize: policy.dims.vocabSize, maxCompletionLength: config.maxCompletionLength };
-    const trainRows = encodePromptRows(data.train, tokenizer, limits);
-    const evalRows = encodePromptRows(data.test.slice(0, config.evalSize), tokenizer, limits);
+    const trainRows = encoded?.trainRows ?? encodePromptRows(data.train, tokenizer, limits);
+    const evalRows = encoded?.evalRows ?? encodePromptRows(data.test.slice(0, config.evalSize), tokenizer, limits);
     const fingerprint = promptFingerprint(data.train);
     const order = new ShuffledBatches(trainRows.length, config.promptsPerStep, options.promptRng);
     if (saved && resumeFrom) {
@@ -185,6 +190,39 @@ export async function setupRlRun(
     dispose();
     throw e;
   }
+}
+
+/**
+ * The prompts encoded for the starting model before any model loads, so that a prompt too
+ * long for its context (or a character its tokenizer lacks) is an error now, not after
+ * minutes of warm start: the model's config.json and tokenizer (the checkpoint's on resume),
+ * or, for a warm start not trained yet, the ones it will have. `dir` is the folder they came
+ * from (null when the model does not exist yet): `setupRlRun` reuses the rows when it loads
+ * that same folder.
+ */
+async function encodeBeforeLoading(
+  config: RlConfig,
+  data: RewardsAndData,
+  resumeFrom: string | undefined,
+): Promise<{ dir: string | null; tokenizer: Tokenizer; trainRows: EncodedPromptRow[]; evalRows: EncodedPromptRow[] }> {
+  const from = resumeFrom ?? (config.model.modelDir ? resolve(config.model.modelDir) : null);
+  let shape: { dir: string | null; tokenizer: Tokenizer; maxPositions: number; vocabSize: number };
+  if (from) {
+    const dims = await readModelDims(from);
+    shape = { dir: from, tokenizer: await loadTokenizer(from), maxPositions: dims.maxPositions, vocabSize: dims.vocabSize };
+  } else {
+    shape = await warmStartShape(config.model.warmStart);
+  }
+  if (shape.tokenizer.vocabSize > shape.vocabSize) {
+    throw new Error(`${shape.dir ?? 'the warm start'}: the tokenizer has ${shape.tokenizer.vocabSize} ids but the model's vocabulary only ${shape.vocabSize}`);
+  }
+  const limits = { maxPositions: shape.maxPositions, vocabSize: shape.vocabSize, maxCompletionLength: config.maxCompletionLength };
+  return {
+    dir: shape.dir === null ? null : resolve(shape.dir),
+    tokenizer: shape.tokenizer,
+    trainRows: encodePromptRows(data.train, shape.tokenizer, limits),
+    evalRows: encodePromptRows(data.test.slice(0, config.evalSize), shape.tokenizer, limits),
+  };
 }
 
 /** The run-loop options every RL run sets the same way: resume point, engine, output, Ctrl-C, overwrite, evaluation at step 0. */

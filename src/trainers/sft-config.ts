@@ -130,7 +130,7 @@ function crossFieldProblems(c: SftConfig): string[] {
     if (lo > hi) p.push(`"data.generate.digits" must be [min, max] with min <= max, got [${lo}, ${hi}]`);
     if (new Set(generate.operations).size !== generate.operations.length) p.push(`"data.generate.operations" lists an operation twice: ${JSON.stringify(generate.operations)}`);
   }
-  if (c.warmupSteps > c.steps) p.push(`"warmupSteps" must be <= steps (${c.steps}), got ${c.warmupSteps}`);
+  if (c.warmupSteps > c.steps) p.push(`"warmupSteps" must be <= steps (${c.steps}), got ${c.warmupSteps}; lower it, e.g. --set warmupSteps=${Math.max(0, Math.round(c.steps / 10))}`);
   return p;
 }
 

@@ -42,7 +42,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../core/config.ts';
 import { type AdamW, warmupCosine } from '../engine/tfjs/optim.ts';
 import { Rng } from '../core/rng.ts';
-import { loadCausalLM } from '../lm/checkpoint.ts';
+import { loadCausalLM, readModelDims } from '../lm/checkpoint.ts';
 import { CausalLM } from '../lm/model.ts';
 import { type Sampler, tfjsSampler } from '../lm/sampler.ts';
 import { openSampler } from './sampling-engine.ts';
@@ -55,7 +55,7 @@ import { initModelConfig, taskTokenizer } from './from-scratch.ts';
 import { type BatchOrderState, type EncodedSftExample, type SftExample, ShuffledBatches, encodeSftExamples, exampleFingerprint, generateSftExamples, loadSftExamples } from './prompts.ts';
 import { type InterruptSignal, createAdamW, runLoop } from './run.ts';
 import { type SftConfig, parseSftConfig } from './sft-config.ts';
-import { OPTIMIZER_FILE, STATE_FORMATS, TRAINER_STATE_FILE, checkRunFolder, checkStateStep, readTrainerStateJson, restoreOptimizerState, saveTrainerCheckpoint } from './trainer-state.ts';
+import { OPTIMIZER_FILE, STATE_FORMATS, TRAINER_STATE_FILE, checkOutDirWritable, checkRunFolder, checkStateStep, readTrainerStateJson, restoreOptimizerState, saveTrainerCheckpoint } from './trainer-state.ts';
 import { type SftBatch, makeSftBatch } from './token-batch.ts';
 import { updateStep } from './update.ts';
 
@@ -243,11 +243,15 @@ function runRngs(seed: number): { init: Rng; data: Rng } {
   return { init, data: new Rng(root.nextUint32()) };
 }
 
-/** Loads or builds the data, tokenizer and model a config describes (or a checkpoint holds). */
+/**
+ * Loads or builds the data, tokenizer and model a config describes (or a checkpoint holds),
+ * and encodes the examples: for a model folder, from its config.json and tokenizer before its
+ * weights load, so that an example too long for its context is an error first.
+ */
 async function prepare(
   config: SftConfig,
   resumeFrom: string | undefined,
-): Promise<{ train: SftExample[]; test: SftExample[]; tokenizer: Tokenizer; model: CausalLM }> {
+): Promise<{ train: SftExample[]; trainSet: EncodedSftExample[]; evalSet: EncodedSftExample[]; tokenizer: Tokenizer; model: CausalLM }> {
   let train: SftExample[];
   let test: SftExample[];
   if (config.data.generate) {
@@ -256,23 +260,29 @@ async function prepare(
     train = await loadSftExamples(config.data.trainFile!);
     test = config.data.testFile ? await loadSftExamples(config.data.testFile) : [];
   }
-  if (resumeFrom) {
-    const tokenizer = await loadTokenizer(resumeFrom);
-    const { model } = await loadCausalLM(resumeFrom);
-    return { train, test, model, tokenizer };
-  }
-  if (config.model.modelDir) {
-    const { model, tokenizerDir } = await loadCausalLM(config.model.modelDir);
-    const tokenizer = await loadTokenizer(tokenizerDir);
-    if (tokenizer.vocabSize > model.dims.vocabSize) {
-      model.dispose();
-      throw new Error(`model.modelDir ${config.model.modelDir}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary only ${model.dims.vocabSize}`);
+  const encode = (tokenizer: Tokenizer, limits: { maxPositions: number; vocabSize: number }) => ({
+    trainSet: encodeSftExamples(train, tokenizer, limits),
+    evalSet: encodeSftExamples(test.slice(0, config.evalSize), tokenizer, limits),
+  });
+  const dir = resumeFrom ?? config.model.modelDir;
+  if (dir) {
+    const tokenizer = await loadTokenizer(dir);
+    const dims = await readModelDims(dir);
+    if (tokenizer.vocabSize > dims.vocabSize) {
+      throw new Error(`${resumeFrom ? resumeFrom : `model.modelDir ${dir}`}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary only ${dims.vocabSize}`);
     }
-    return { train, test, model, tokenizer };
+    const sets = encode(tokenizer, dims);
+    const { model } = await loadCausalLM(dir);
+    return { train, ...sets, model, tokenizer };
   }
   const tokenizer = taskTokenizer(config.data, [...train, ...test]);
   const model = CausalLM.create(initModelConfig(config.model.init!, tokenizer), runRngs(config.seed).init);
-  return { train, test, model, tokenizer };
+  try {
+    return { train, ...encode(tokenizer, model.dims), model, tokenizer };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }
 
 /**
@@ -289,17 +299,15 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
   if (saved && config.steps <= saved.step) {
     throw new ConfigError([`"steps" (${config.steps}) must be greater than the checkpoint's step (${saved.step}) to continue training`], 'resume');
   }
-  if (!saved) checkRunFolder(resolve(config.outDir), options.overwrite ?? false);
-  const { train, test, tokenizer, model } = await prepare(config, resumeFrom);
+  if (saved) checkOutDirWritable(resolve(config.outDir));
+  else checkRunFolder(resolve(config.outDir), options.overwrite ?? false);
+  const { train, trainSet, evalSet, tokenizer, model } = await prepare(config, resumeFrom);
   const outDir = resolve(config.outDir);
   const optimizer = createAdamW(model.variables, config);
   let closeSampler = async (): Promise<void> => {};
   try {
     const sampler = await openSampler(model, config.engine);
     closeSampler = () => sampler.dispose();
-    const limits = { maxPositions: model.dims.maxPositions, vocabSize: model.dims.vocabSize };
-    const trainSet = encodeSftExamples(train, tokenizer, limits);
-    const evalSet = encodeSftExamples(test.slice(0, config.evalSize), tokenizer, limits);
     const dataFingerprint = exampleFingerprint(train);
     const batches = new ShuffledBatches(trainSet.length, config.batchSize, runRngs(config.seed).data);
     let window: LogWindow = { steps: 0, lossSum: 0, gradNormSum: 0, tokens: 0, seconds: 0 };

@@ -13,9 +13,9 @@
  * of one trainer handed to another is refused with the command that resumes it.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { AdamW } from '../engine/tfjs/optim.ts';
 import { parseSafetensors, serializeSafetensors, type SafetensorsTensor } from '../core/safetensors.ts';
@@ -272,8 +272,25 @@ export function prepareRunFolder(outDir: string, overwrite: boolean): void {
   for (const name of existingRunFiles(outDir)) rmSync(join(outDir, name), { recursive: true, force: true });
 }
 
+/**
+ * The run folder can be written: it, or the nearest folder above it that exists, is a folder
+ * this process may create files in. Errors give the real cause (EROFS for a read-only
+ * mount, EACCES, a file in the way), before any model work; nothing is created.
+ */
+export function checkOutDirWritable(outDir: string): void {
+  let dir = resolve(outDir);
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  try {
+    if (!statSync(dir).isDirectory()) throw new Error(`${dir} is a file, not a folder`);
+    accessSync(dir, fsConstants.W_OK | fsConstants.X_OK);
+  } catch (e) {
+    throw new ConfigError([`the run folder ${outDir} cannot be written: ${(e as Error).message}; choose another folder with --out`], 'outDir');
+  }
+}
+
 /** The check of `prepareRunFolder` alone, removing nothing: trainers call it before any model work. */
 export function checkRunFolder(outDir: string, overwrite: boolean): void {
+  checkOutDirWritable(outDir);
   const found = existingRunFiles(outDir);
   if (found.length > 0 && !overwrite) {
     throw new ConfigError(

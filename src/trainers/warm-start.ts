@@ -22,9 +22,12 @@ import { join, resolve } from 'node:path';
 import { makeArithmeticSplits, type ArithmeticExample } from '../../datasets/arithmetic/generate.ts';
 import { writeJsonl } from '../../datasets/jsonl.ts';
 import { Rng } from '../core/rng.ts';
+import { readModelDims } from '../lm/checkpoint.ts';
+import { type Tokenizer, loadTokenizer } from '../lm/tokenizer.ts';
 import type { ProgressStream } from '../report/progress.ts';
+import { taskTokenizer } from './from-scratch.ts';
 import { ArithmeticGenerateSchema, type RlConfig } from './rl-config.ts';
-import { sftPreset } from './presets.ts';
+import { presetWithSteps, sftPreset } from './presets.ts';
 import { TRAINER_STATE_FILE, modelWeightsSha256 } from './trainer-state.ts';
 import { RunInterruptedError } from './run.ts';
 import { trainSft } from './sft.ts';
@@ -73,10 +76,9 @@ export function warmStartGenerate(warm: WarmStartConfig): SftGenerateConfig {
  * the cache, and, with teacher errors, data files inside that folder.
  */
 export function warmStartSftConfig(warm: WarmStartConfig): SftConfig {
-  const preset = sftPreset(warm.preset) as Record<string, unknown> & { steps: number; warmupSteps: number };
-  const steps = warm.steps ?? preset.steps;
+  const preset = sftPreset(warm.preset) as Record<string, unknown> & { steps: number };
   const source = `warm-start preset ${warm.preset}`;
-  const values: Record<string, unknown> = { ...preset, steps, warmupSteps: Math.min(preset.warmupSteps, steps), outDir: '(cache)' };
+  const values: Record<string, unknown> = { ...presetWithSteps(preset, warm.steps ?? preset.steps), outDir: '(cache)' };
   // The sampling engine of the evaluation and how many checkpoints are kept do not change
   // what is trained: not part of the key.
   const { engine: _engine, saveTotalLimit: _kept, ...trained } = parseSftConfig(values, { source });
@@ -104,6 +106,31 @@ export interface WarmStartResult {
   seconds: number;
 }
 
+/** The teacher's demonstrations (carries forgotten) and the correct held-out split: the rows of the warm start's data files. */
+function teacherData(warm: WarmStartConfig): { train: Array<{ prompt: string; completion: string }>; test: Array<{ prompt: string; completion: string; answer: string }> } {
+  const g = warmStartGenerate(warm);
+  const { train, test } = makeArithmeticSplits({ ...g, digits: [g.digits[0]!, g.digits[1]!] });
+  const taught = withCarryErrors(train, warm.teacherCarryErrors, new Rng(TEACHER_SEED));
+  return { train: taught.map((e) => ({ prompt: e.prompt, completion: e.completion })), test: test.map((e) => ({ prompt: e.prompt, completion: e.completion, answer: e.answer })) };
+}
+
+/**
+ * The tokenizer and the dimensions of the warm start's model without training it: the
+ * cached model's, or the ones `trainSft` will give it (a from-scratch model over the same
+ * data), so that the prompts can be checked against it before a warm start of minutes.
+ */
+export async function warmStartShape(warm: WarmStartConfig): Promise<{ dir: string | null; tokenizer: Tokenizer; maxPositions: number; vocabSize: number }> {
+  const sftConfig = warmStartSftConfig(warm);
+  const finalDir = resolve(sftConfig.outDir, 'final');
+  if (existsSync(join(finalDir, TRAINER_STATE_FILE))) {
+    const dims = await readModelDims(finalDir);
+    return { dir: finalDir, tokenizer: await loadTokenizer(finalDir), maxPositions: dims.maxPositions, vocabSize: dims.vocabSize };
+  }
+  const { train, test } = sftConfig.data.generate ? { train: [], test: [] } : teacherData(warm);
+  const tokenizer = taskTokenizer(sftConfig.data, [...train, ...test].map((e) => ({ ...e, source: 'warm start' })));
+  return { dir: null, tokenizer, maxPositions: sftConfig.model.init!.contextLength, vocabSize: tokenizer.vocabSize };
+}
+
 /**
  * The warm-started policy: reuses the cached folder when a previous run finished it,
  * otherwise writes the teacher's data (when `teacherCarryErrors` > 0) and trains it with
@@ -117,11 +144,9 @@ export async function warmStart(warm: WarmStartConfig, options: { engine?: strin
     return { modelDir: finalDir, cached: true, sftConfig, sftAccuracy: state.lastEval?.accuracy ?? null, seconds: 0 };
   }
   if (sftConfig.data.trainFile && sftConfig.data.testFile) {
-    const g = warmStartGenerate(warm);
-    const { train, test } = makeArithmeticSplits({ ...g, digits: [g.digits[0]!, g.digits[1]!] });
-    const taught = withCarryErrors(train, warm.teacherCarryErrors, new Rng(TEACHER_SEED));
-    await writeJsonl(sftConfig.data.trainFile, taught.map((e) => ({ prompt: e.prompt, completion: e.completion })));
-    await writeJsonl(sftConfig.data.testFile, test.map((e) => ({ prompt: e.prompt, completion: e.completion, answer: e.answer })));
+    const { train, test } = teacherData(warm);
+    await writeJsonl(sftConfig.data.trainFile, train);
+    await writeJsonl(sftConfig.data.testFile, test);
   }
   // The cache folder is ours: an unfinished warm start in it (interrupted) is replaced.
   const result = await trainSft(sftConfig, { engine: options.engine, quiet: options.quiet, stream: options.stream, overwrite: true });
