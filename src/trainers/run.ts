@@ -18,8 +18,8 @@
  * code that calls process.exit() or leaves an error unhandled (containment.ts), after saving
  * the step it happened in. Ctrl-C, SIGTERM and SIGHUP finish the current step, save a
  * checkpoint and return with the signal (a second one exits at once; the command then exits
- * with 130, 143 or 129). A plain function, no class and
- * no hooks: the trainer owns its models and disposes them.
+ * with 130, 143 or 129). A plain function, no class and no hooks: the trainer owns its
+ * models and disposes them.
  */
 import { basename, join } from 'node:path';
 import type { Variable } from '@tensorflow/tfjs';
