@@ -11,7 +11,7 @@ export interface ChatMessage {
   content: string;
 }
 
-const kind = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`);
+const kind = (v: unknown): string => (v === null ? 'null' : v === undefined ? 'undefined' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`);
 
 /** True when `value` looks like a conversational prompt: an array whose items are objects (TRL's `is_conversational`). */
 export function isConversational(value: unknown): boolean {
