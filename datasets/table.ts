@@ -153,6 +153,11 @@ export function splitFiles(dir: string, split: string): string[] {
   return files;
 }
 
+/** True when `path` is a folder (a Hugging Face dataset folder, for the data options). */
+export function isDatasetFolder(path: string): boolean {
+  return isDir(path);
+}
+
 /** The held-out split of a folder: `wanted` when given (an error when missing), else the first of EVAL_SPLITS present other than `trainSplit`, else null. */
 export function pickEvalSplit(dir: string, trainSplit: string | null, wanted: string | null): string | null {
   const splits = datasetSplits(dir);

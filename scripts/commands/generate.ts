@@ -15,7 +15,7 @@ import { describeEngine, initEngine } from '../../src/engine/tfjs/backend.ts';
 import { loadCausalLM } from '../../src/lm/checkpoint.ts';
 import { type GenerateOptions, tfjsSampler } from '../../src/lm/sampler.ts';
 import { loadTokenizer } from '../../src/lm/tokenizer.ts';
-import { loadPromptRows } from '../../src/trainers/prompts.ts';
+import { loadPromptRows, plainPromptText } from '../../src/trainers/prompts.ts';
 import { collect, positiveInt } from './rl-command.ts';
 
 export interface GenerateCliOptions {
@@ -62,7 +62,7 @@ function finiteNumber(name: string, min: number, max: number) {
 export async function runGenerate(opts: GenerateCliOptions, signal?: AbortSignal): Promise<GenerateReport> {
   if (opts.prompt.length === 0 && !opts.prompts) throw new Error('generate: give --prompt TEXT (repeatable) or --prompts FILE.jsonl');
   if (opts.prompt.length > 0 && opts.prompts) throw new Error('generate: give --prompt or --prompts, not both');
-  const texts = opts.prompts ? (await loadPromptRows(opts.prompts)).map((r) => r.prompt) : opts.prompt;
+  const texts = opts.prompts ? (await loadPromptRows(opts.prompts)).map((r) => plainPromptText(r, 'rlvr generate')) : opts.prompt;
   if (texts.length === 0) throw new Error(`generate: ${opts.prompts} holds no prompts`);
   const { model, tokenizerDir } = await loadCausalLM(opts.model);
   let sampler: EngineSampler | null = null;

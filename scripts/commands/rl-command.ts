@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeEngine, initEngine } from '../../src/engine/tfjs/backend.ts';
 import { SUPPORTED_MODEL_TYPES } from '../../src/lm/config.ts';
 import type { ResolveOptions } from '../../src/core/config.ts';
+import { PROMPT_FORMATS, parseColumnMap } from '../../datasets/prompts.ts';
 import { formatDuration } from '../../src/report/format.ts';
 import type { WarmStartResult } from '../../src/trainers/warm-start.ts';
 import { type InterruptSignal, signalExitCode } from '../../src/trainers/run.ts';
@@ -19,6 +20,18 @@ export function positiveInt(value: string): number {
 
 export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/** `--map new=old,...`, repeatable: the entries of every flag, merged. */
+export function collectColumnMap(value: string, previous: Record<string, string> | undefined): Record<string, string> {
+  let map: Record<string, string>;
+  try {
+    map = parseColumnMap(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  for (const k of Object.keys(map)) if (previous && Object.hasOwn(previous, k)) throw new InvalidArgumentError(`column "${k}" is mapped twice`);
+  return { ...previous, ...map };
 }
 
 /** `name`, `./file.ts` or either with `:weight` (a number after the last colon). */
@@ -38,6 +51,14 @@ export interface RlOptions {
   model?: string;
   data?: string;
   evalData?: string;
+  split?: string;
+  evalSplit?: string;
+  map?: Record<string, string>;
+  format?: string;
+  chat?: boolean;
+  system?: string;
+  thinking?: boolean;
+  maxRows?: number;
   reward: string[];
   out?: string;
   steps?: number;
@@ -84,8 +105,17 @@ export function registerRlCommand<C>(program: Command, spec: RlCommandSpec<C>): 
     .option('--config <file>', 'JSON config file (see the settings below)')
     .option('--set <key=value>', 'override one setting, e.g. --set beta=0 (repeatable)', collect, [] as string[])
     .option('--model <dir>', `starting policy: a Hugging Face folder, model_type ${SUPPORTED_MODEL_TYPES.join(', ')} (sets model.modelDir; without it the SFT warm-start of the demo is used)`)
-    .option('--data <file>', 'training prompts, JSONL: "prompt" plus the columns the rewards read, e.g. "answer" (sets data.trainFile)')
-    .option('--eval-data <file>', 'held-out prompts, same columns, for eval/accuracy (sets data.testFile)')
+    .option('--data <path>', 'training prompts: a .jsonl, .json or .parquet file or a Hugging Face dataset folder; a "prompt" column (text or chat messages) plus the columns the rewards read, e.g. "answer" (sets data.trainFile)')
+    .option('--eval-data <path>', 'held-out prompts, same columns, for eval/accuracy (sets data.testFile; default: the --data folder\'s test or validation split)')
+    .option('--split <name>', 'split of a dataset folder to train on (sets data.split; default train)')
+    .option('--eval-split <name>', 'split of a dataset folder to evaluate on (sets data.evalSplit; default test, else validation)')
+    .option('--map <new=old,...>', 'rename columns, e.g. --map prompt=question,answer=solution (sets data.columns; repeatable)', collectColumnMap, undefined)
+    .addOption(new Option('--format <name>', 'row format (sets data.format): prompt, or gsm8k = { question, answer ending in "#### <number>" }').choices([...PROMPT_FORMATS]))
+    .option('--chat', 'render plain-text prompts as one user message through the chat template (sets data.chat)')
+    .option('--system <text>', 'a system message first in every prompt (sets data.system; plain prompts then go through the chat template)')
+    .option('--thinking', 'turn the chat template\'s thinking switch on (Qwen3 enable_thinking; sets data.enableThinking)')
+    .option('--no-thinking', 'turn it off: the template writes an empty <think></think> block')
+    .option('--max-rows <n>', 'read only the first n training rows (sets data.maxRows)', positiveInt)
     .option('--reward <spec>', 'a reward: a built-in name (exact_match, numeric, math, format, code, overlong) or a module path (./my-reward.ts), optionally with :weight; repeatable (replaces the config\'s rewards)', collect, [] as string[])
     .option('--out <dir>', 'run folder (sets outDir)')
     .option('--steps <n>', 'training steps (sets steps)', positiveInt)
@@ -106,6 +136,16 @@ A custom reward is a module whose default export (or export named "reward") take
 per completion; see rewards/README.md ("A custom reward, end to end") for a runnable example.
 A data file must have the columns the rewards read; a missing column is an error naming the line.
 
+Data: --data takes a .jsonl, .json or .parquet file, or a folder laid out as the Hugging Face Hub
+does (data/train-00000-of-00001.parquet, data/test-*.parquet, train/*.parquet, train.jsonl); --split
+picks the training split and the held-out one is --eval-split, else test, else validation. A
+"prompt" is plain text, or a list of { role, content } messages (TRL's conversational form) that
+the model's chat template renders with the generation prompt; reward functions then get each
+completion as [{ role: "assistant", content }] and the prompt's messages (the built-in rewards
+read either form). samples.jsonl shows prompts as the template rendered them. A bad row is an
+error naming its file and row (file:line, file row N counting from 0); a file too big for memory
+is an error naming its size before it is read (--max-rows, or NODE_OPTIONS=--max-old-space-size).
+
 Outputs in the run folder: metrics.jsonl (names in docs/metrics.md), samples.jsonl, config.json,
 checkpoint-<step>/ (every saveEvery steps, and on Ctrl-C, SIGTERM or SIGHUP: the run saves, then exits
 with 130, 143 or 129), final/, reward_failures.jsonl, report.html.
@@ -123,6 +163,14 @@ ${spec
         'model.modelDir': opts.model,
         'data.trainFile': opts.data,
         'data.testFile': opts.evalData,
+        'data.split': opts.split,
+        'data.evalSplit': opts.evalSplit,
+        'data.columns': opts.map,
+        'data.format': opts.format,
+        'data.chat': opts.chat,
+        'data.system': opts.system,
+        'data.enableThinking': opts.thinking,
+        'data.maxRows': opts.maxRows,
         outDir: opts.out,
         steps: opts.steps,
         engine: opts.engine,

@@ -69,7 +69,7 @@ export async function evaluatePrompts(
     total += scored.rewards[i]!;
     const r: Record<string, RewardValue> = {};
     for (const [name, vs] of Object.entries(scored.perFunction)) r[name] = vs[i] ?? null;
-    return { prompt: row.prompt, completion: rollout.texts[i]!, rewards: r };
+    return { prompt: row.promptText, completion: rollout.texts[i]!, rewards: r }; // the prompt as the model saw it (chat template applied)
   });
   return { accuracy: correct / rows.length, meanReward: total / rows.length, numExamples: rows.length, samples, errors: scored.errors };
 }

@@ -3,7 +3,10 @@
  *
  * - A prompt row (GRPO, PPO): a `prompt` plus every other column of the data set, which the
  *   reward functions receive (`answer`, tests, ...), and where it came from (`file:line`)
- *   for error messages. `encodePromptRows` checks that each prompt plus the completion budget
+ *   for error messages. The prompt is plain text, or (conversational, as TRL has it) a list
+ *   of `{ role, content }` messages that `encodePromptRows` renders with the tokenizer's chat
+ *   template and its generation prompt. Files, folders, column maps and formats:
+ *   datasets/prompts.ts. `encodePromptRows` checks that each prompt plus the completion budget
  *   fits the model; `promptFingerprint` is checked on resume.
  * - A supervised example (SFT): a `prompt` and its target `completion` (and an `answer`).
  * - `ShuffledBatches`: batches drawn without replacement in epochs, each epoch a fresh
@@ -14,8 +17,9 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { makeArithmeticSplits } from '../../datasets/arithmetic/generate.ts';
 import { parseJsonl } from '../../datasets/jsonl.ts';
+import { loadPromptTable, type PromptTableOptions } from '../../datasets/prompts.ts';
 import type { Rng, RngState } from '../core/rng.ts';
-import type { Tokenizer } from '../lm/tokenizer.ts';
+import type { ChatMessage, Tokenizer } from '../lm/tokenizer.ts';
 import type { SftGenerateConfig } from './sft-config.ts';
 import { DataEncoder, type Warn } from './text-encoding.ts';
 
@@ -45,54 +49,75 @@ async function readJsonlRows(path: string, what: string): Promise<{ rows: Record
 
 /** One prompt with the dataset columns the reward functions may read. */
 export interface PromptRow {
-  prompt: string;
+  /** Plain text, or (conversational) the messages the chat template renders. */
+  prompt: string | ChatMessage[];
   /** Every other column of the row (e.g. `answer`), passed to the reward functions. */
   columns: Record<string, unknown>;
   /** Where the row came from (`train.jsonl:12`), named in errors. */
   source: string;
+  /** Extra chat-template variables for a conversational prompt (TRL's `chat_template_kwargs`), e.g. `{ enable_thinking: false }`. */
+  templateVariables?: Record<string, unknown>;
 }
 
-/** A row with its prompt's token ids (the tokenizer's BOS included). */
+/** A row with the text the model is given and its token ids. */
 export interface EncodedPromptRow extends PromptRow {
+  /** The prompt itself, or the chat template's rendering of its messages with the generation prompt. */
+  promptText: string;
+  /** Token ids of `promptText` (the tokenizer's BOS included for plain text; as the template writes it for messages). */
   promptIds: number[];
 }
 
-/** Column names the reward batch uses itself; a dataset column may not take them. */
-const RESERVED_COLUMNS = ['prompts', 'completions', 'completionIds'];
-
 /**
- * Reads a JSONL file of prompts: each line an object with a string `prompt`; the other
- * columns go to the reward functions. Every line must have the same columns (write `null`
- * where a value does not apply). Errors name the file, the line and the column.
+ * Reads prompts: a .jsonl, .json or .parquet file or a Hugging Face dataset folder (see
+ * datasets/prompts.ts for the options); each row has a `prompt` (text or messages) and the
+ * columns the reward functions read. Errors name the file, the row and the column.
  */
-export async function loadPromptRows(path: string): Promise<PromptRow[]> {
-  const { rows, at } = await readJsonlRows(path, 'prompts');
-  const all = new Map<string, number>(); // column -> first line that has it
-  rows.forEach((row, i) => {
-    for (const k of Object.keys(row)) if (!all.has(k)) all.set(k, at(i));
-  });
-  for (const k of RESERVED_COLUMNS) {
-    if (all.has(k)) throw new Error(`${path}:${all.get(k)}: column "${k}" is reserved for the reward batch itself; rename it`);
+export async function loadPromptRows(path: string, options: PromptTableOptions = {}): Promise<PromptRow[]> {
+  return (await loadPromptTable(path, options)).rows;
+}
+
+/** A row's prompt as plain text, for commands that take only plain prompts; a conversational one is an error naming the row. */
+export function plainPromptText(row: PromptRow, what: string): string {
+  if (typeof row.prompt !== 'string') throw new Error(`${row.source}: ${what} takes plain-text prompts; this one is a list of chat messages`);
+  return row.prompt;
+}
+
+/** The text the model is given for a row: the prompt, or its messages rendered by the chat template (see `encodePromptRows`). */
+export function renderPrompt(row: PromptRow, tokenizer: Tokenizer): string {
+  if (typeof row.prompt === 'string') return row.prompt;
+  if (!tokenizer.applyChatTemplate) {
+    throw new Error(`${row.source}: the prompt is a list of chat messages, but the tokenizer has no chat template (tokenizer_config.json "chat_template" or chat_template.jinja)`);
   }
-  return rows.map((row, i) => {
-    const where = `${path}:${at(i)}`;
-    for (const [k, first] of all) {
-      if (!(k in row)) throw new Error(`${where}: missing column "${k}" (line ${first} has it; every line needs the same columns, null where a value does not apply)`);
+  return tokenizer.applyChatTemplate(row.prompt, { addGenerationPrompt: true, ...(row.templateVariables ? { variables: row.templateVariables } : {}) });
+}
+
+/** A template variable the rows set (enable_thinking, say) must change what the template writes; else it is not the template's switch. */
+function checkTemplateVariables(rows: readonly PromptRow[], tokenizer: Tokenizer): void {
+  const row = rows.find((r) => typeof r.prompt !== 'string' && r.templateVariables);
+  if (!row || !tokenizer.applyChatTemplate) return;
+  for (const [name, value] of Object.entries(row.templateVariables!)) {
+    if (typeof value !== 'boolean') continue;
+    const flipped = renderPrompt({ ...row, templateVariables: { ...row.templateVariables, [name]: !value } }, tokenizer);
+    if (flipped === renderPrompt(row, tokenizer)) {
+      throw new Error(`${row.source}: ${name} = ${value} is set, but this tokenizer's chat template does not read "${name}" (it renders the same either way); unset it`);
     }
-    const { prompt, ...columns } = row as { prompt: string } & Record<string, unknown>;
-    return { prompt, columns, source: where };
-  });
+  }
 }
 
 /**
  * Prompt token ids of each row. The prompt plus `maxCompletionLength` new tokens must fit the
  * model's context, every id its vocabulary, and every character must be one the tokenizer can
- * encode (text-encoding.ts); errors name the row's source.
+ * encode (text-encoding.ts); errors name the row's source. A plain prompt
+ * is encoded with the tokenizer's special tokens (its BOS); a conversational one is rendered
+ * by the chat template with the generation prompt and encoded as written (the template adds
+ * what it needs, as TRL does with add_special_tokens=False).
  */
 export function encodePromptRows(rows: readonly PromptRow[], tokenizer: Tokenizer, limits: { maxPositions: number; vocabSize: number; maxCompletionLength: number; warn?: Warn }): EncodedPromptRow[] {
+  checkTemplateVariables(rows, tokenizer);
   const encoder = new DataEncoder(tokenizer, limits.warn);
   return rows.map((row) => {
-    const promptIds = encoder.encode(row.prompt, row.source, 'prompt');
+    const promptText = renderPrompt(row, tokenizer);
+    const promptIds = encoder.encode(promptText, row.source, 'prompt', { addSpecialTokens: typeof row.prompt === 'string' });
     if (promptIds.length === 0) throw new Error(`${row.source}: the prompt encodes to no tokens (an empty prompt needs a tokenizer that adds BOS)`);
     const total = promptIds.length + limits.maxCompletionLength;
     if (total > limits.maxPositions) {
@@ -103,7 +128,7 @@ export function encodePromptRows(rows: readonly PromptRow[], tokenizer: Tokenize
     for (const id of promptIds) {
       if (id >= limits.vocabSize) throw new Error(`${row.source}: token id ${id} is outside the model's vocabulary of ${limits.vocabSize}`);
     }
-    return { ...row, promptIds };
+    return { ...row, promptText, promptIds };
   });
 }
 

@@ -6,6 +6,7 @@
  * name, default and range in every trainer.
  */
 import { z } from 'zod';
+import { PROMPT_FORMATS } from '../../datasets/prompts.ts';
 import { SFT_PRESETS } from './presets.ts';
 import { SftConfig, engineField } from './sft-config.ts';
 
@@ -49,13 +50,36 @@ export const rolloutFields = {
     .default({ modelDir: null, warmStart: { preset: 'arithmetic-tiny', steps: 1000, teacherCarryErrors: 0.6, cacheDir: '.cache/rlvr/sft' } }),
   data: z
     .object({
-      trainFile: z.string().min(1).nullable().default(null).describe('JSONL prompts: a "prompt" column plus the columns the rewards read (e.g. "answer")'),
-      testFile: z.string().min(1).nullable().default(null).describe('held-out JSONL, same columns, for eval/accuracy; null = no evaluation (unless generated)'),
+      trainFile: z
+        .string()
+        .min(1)
+        .nullable()
+        .default(null)
+        .describe('training prompts: a .jsonl, .json or .parquet file, or a Hugging Face dataset folder (data/train-*.parquet, train/*.parquet; see data.split); a "prompt" column (text, or a list of { role, content } chat messages) plus the columns the rewards read (e.g. "answer")'),
+      testFile: z.string().min(1).nullable().default(null).describe('held-out prompts (a file or a dataset folder), same columns, for eval/accuracy; null = the folder\'s data.evalSplit when trainFile is a folder, else no evaluation (unless generated)'),
+      split: z.string().min(1).default('train').describe('split of a dataset folder to train on'),
+      evalSplit: z.string().min(1).nullable().default(null).describe('split of a dataset folder held out for eval/accuracy; null = the first of test, validation, valid, val, dev, eval the folder has (none = no evaluation)'),
+      columns: z
+        .record(z.string().min(1), z.string().min(1))
+        .default({})
+        .describe('rename columns, new name -> column in the file, e.g. { "prompt": "question", "answer": "solution" } (--map prompt=question,answer=solution)'),
+      format: z
+        .enum(PROMPT_FORMATS)
+        .default('prompt')
+        .describe('prompt: rows with a "prompt" column; gsm8k: { question, answer } rows whose answer ends in "#### <number>", read as prompt = question, answer = the number, solution = the worked answer'),
+      chat: z.boolean().default(false).describe('plain-text prompts become one user message each, rendered by the tokenizer\'s chat template'),
+      system: z.string().nullable().default(null).describe('a system message put first in every prompt (plain prompts become [system, user] and go through the chat template; a prompt with its own system message keeps it); null = none'),
+      enableThinking: z
+        .boolean()
+        .nullable()
+        .default(null)
+        .describe('the chat template\'s thinking switch (Qwen3\'s enable_thinking) for conversational prompts; an error if the template has none; null = the template\'s default'),
+      maxRows: int().min(1).nullable().default(null).describe('read only the first N training rows (bounds memory on a huge file); null = all'),
       generate: ArithmeticGenerateSchema.nullable()
         .default(null)
         .describe('or: generate arithmetic train/test splits; null with no trainFile = the warm-start preset\'s data (its held-out split is the eval set)'),
     })
-    .default({ trainFile: null, testFile: null, generate: null }),
+    .default({ trainFile: null, testFile: null, split: 'train', evalSplit: null, columns: {}, format: 'prompt', chat: false, system: null, enableThinking: null, maxRows: null, generate: null }),
   rewards: z
     .array(RewardEntrySchema)
     .min(1)
@@ -133,6 +157,18 @@ export function rlCrossFieldProblems(c: RlConfig): string[] {
     p.push('"data" needs a source when "model.modelDir" is set: "data.trainFile" (JSONL) or "data.generate" (the warm-start preset\'s data is only the default for the warm-started model)');
   }
   if (testFile !== null && trainFile === null) p.push('"data.testFile" needs "data.trainFile"');
+  if (trainFile === null) {
+    const d = c.data;
+    const set = [
+      ...(Object.keys(d.columns).length ? ['columns'] : []),
+      ...(d.format !== 'prompt' ? ['format'] : []),
+      ...(d.chat ? ['chat'] : []),
+      ...(d.system !== null ? ['system'] : []),
+      ...(d.enableThinking !== null ? ['enableThinking'] : []),
+      ...(d.maxRows !== null ? ['maxRows'] : []),
+    ];
+    if (set.length) p.push(`${set.map((k) => `"data.${k}"`).join(', ')} apply to data files and need "data.trainFile" (the generated arithmetic data is plain text for a character tokenizer)`);
+  }
   if (generate) {
     const [lo = 1, hi = 1] = generate.digits;
     if (lo > hi) p.push(`"data.generate.digits" must be [min, max] with min <= max, got [${lo}, ${hi}]`);

@@ -16,6 +16,7 @@ import type { Rng } from '../core/rng.ts';
 import type { Sampler } from '../lm/sampler.ts';
 import type { Tokenizer } from '../lm/tokenizer.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
+import { isDatasetFolder, pickEvalSplit } from '../../datasets/table.ts';
 import { type EncodedPromptRow, type PromptRow, generatedPromptRows, loadPromptRows } from './prompts.ts';
 import type { RlConfig } from './rl-config.ts';
 import { warmStartGenerate } from './warm-start.ts';
@@ -58,11 +59,27 @@ export async function checkRewardColumns(rows: readonly PromptRow[], rewards: Re
   }
 }
 
-/** The training and held-out rows a config describes: its files, its generator, or the warm-start preset's data. */
-export async function loadPromptData(config: Pick<RlConfig, 'data' | 'model'>): Promise<{ train: PromptRow[]; test: PromptRow[] }> {
+/**
+ * The training and held-out rows a config describes: its files or dataset folders (a
+ * folder's held-out split is `data.evalSplit`, else its test or validation split), its
+ * generator, or the warm-start preset's data. Held-out rows are read up to `evalSize`.
+ */
+export async function loadPromptData(config: Pick<RlConfig, 'data' | 'model'> & { evalSize?: number }): Promise<{ train: PromptRow[]; test: PromptRow[] }> {
   const { trainFile, testFile, generate } = config.data;
-  if (trainFile) return { train: await loadPromptRows(trainFile), test: testFile ? await loadPromptRows(testFile) : [] };
-  return generatedPromptRows(generate ?? warmStartGenerate(config.model.warmStart));
+  if (!trainFile) return generatedPromptRows(generate ?? warmStartGenerate(config.model.warmStart));
+  const d = config.data;
+  const options = { columns: d.columns, format: d.format, chat: d.chat, system: d.system };
+  const train = await loadPromptRows(trainFile, { ...options, split: d.split, maxRows: d.maxRows });
+  const evalFrom = testFile ?? trainFile;
+  const evalSplit = isDatasetFolder(evalFrom) ? pickEvalSplit(evalFrom, testFile === null ? d.split : null, d.evalSplit) : null;
+  const test = testFile === null && evalSplit === null ? [] : await loadPromptRows(evalFrom, { ...options, ...(evalSplit ? { split: evalSplit } : {}), maxRows: config.evalSize ?? null });
+  if (d.enableThinking !== null) {
+    const plain = train.find((r) => typeof r.prompt === 'string');
+    if (plain) throw new Error(`${plain.source}: "data.enableThinking" is set, but the prompts are plain text; it applies to chat messages (add --chat or --system, or use conversational prompts)`);
+    const variables = { enable_thinking: d.enableThinking };
+    for (const r of [...train, ...test]) r.templateVariables = { ...r.templateVariables, ...variables };
+  }
+  return { train, test };
 }
 
 /** What a trainer needs before any model work: the reward functions, the accuracy reward's name, and the checked rows. */
@@ -171,9 +188,13 @@ export function rewardBatch(rows: readonly PromptRow[], numGenerations: number, 
     throw new Error(`rewardBatch: ${rows.length} rows x ${numGenerations} generations = ${N} completions, got ${texts.length} texts and ${completionIds.length} id lists`);
   }
   const rowOf = (i: number): PromptRow => rows[Math.floor(i / numGenerations)]!;
+  // Conversational prompts (TRL's form): the prompt's messages, and each completion as [{ role: 'assistant', content }].
+  const chat = rows.length > 0 && typeof rows[0]!.prompt !== 'string';
+  const other = rows.find((r) => (typeof r.prompt !== 'string') !== chat);
+  if (other) throw new Error(`rewardBatch: ${other.source} and ${rows[0]!.source} mix plain-text and conversational prompts in one batch`);
   const batch: RewardBatch = {
-    prompts: Array.from({ length: N }, (_, i) => rowOf(i).prompt),
-    completions: texts,
+    prompts: Array.from({ length: N }, (_, i) => rowOf(i).prompt) as RewardBatch['prompts'],
+    completions: chat ? texts.map((content) => [{ role: 'assistant', content }]) : texts,
     completionIds,
   };
   const columns = new Set(rows.flatMap((r) => Object.keys(r.columns)));

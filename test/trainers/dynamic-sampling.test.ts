@@ -56,7 +56,7 @@ function scriptedSampler(): Sampler & { calls: Array<{ prompts: number[][]; opti
  */
 function row(name: string, kind: 'mixed' | 'same', base: number): EncodedPromptRow {
   const prompt = `${base}=`;
-  return { prompt, columns: { name, kind, base }, source: `test:${name}`, promptIds: tokenizer.encode(prompt) };
+  return { prompt, columns: { name, kind, base }, source: `test:${name}`, promptText: prompt, promptIds: tokenizer.encode(prompt) };
 }
 
 /** base + k for mixed rows (k read back from the completion text), base for constant ones. */
