@@ -1,11 +1,15 @@
 /**
- * Which engine samples: `engine: 'onnxruntime' | 'tfjs' | 'auto'` in every trainer's config
- * (`--engine` on the command line). Training runs on tfjs either way; the onnxruntime
- * sampler follows the policy's weights after each optimizer step (`src/engine/onnx`).
- * 'auto' picks onnxruntime when onnxruntime-node loads, else tfjs, and says why in the
- * run header.
+ * Which engine samples, and which computes SFT's gradients: `engine: 'onnxruntime' |
+ * 'tfjs' | 'auto'` in every trainer's config (`--engine` on the command line). The
+ * onnxruntime sampler follows the policy's weights after each optimizer step
+ * (`src/engine/onnx`); SFT's forward and backward run on onnxruntime's training graph with
+ * the AdamW update on tfjs (where the checkpoint's optimizer state lives); GRPO and PPO
+ * train on tfjs. 'auto' picks onnxruntime when onnxruntime-node loads (measured faster
+ * for both: scripts/bench-sampler.ts, scripts/bench-train.ts), else tfjs, and says why in
+ * the run header.
  */
 import { onnxSampler, type EngineSampler } from '../engine/onnx/sampler.ts';
+import { OrtTrainer } from '../engine/onnx/trainer.ts';
 import { ortAvailable, loadOrt } from '../engine/onnx/runtime.ts';
 import type { CausalLM } from '../lm/model.ts';
 import { tfjsSampler } from '../lm/sampler.ts';
@@ -27,4 +31,11 @@ export async function openSampler(model: CausalLM, engine: EngineChoice): Promis
 
 function tfjsEngineSampler(model: CausalLM, description: string): EngineSampler {
   return { ...tfjsSampler(model), description, syncStats: () => ({ syncs: 0, seconds: 0 }), dispose: async () => {} };
+}
+
+/** SFT's gradient engine: an `OrtTrainer` on onnxruntime, or null for tfjs autodiff. */
+export async function openTrainer(model: CausalLM, engine: EngineChoice): Promise<{ trainer: OrtTrainer | null; description: string }> {
+  if (engine === 'tfjs') return { trainer: null, description: 'tfjs' };
+  if (engine === 'auto' && !(await ortAvailable())) return { trainer: null, description: 'tfjs (auto: onnxruntime-node did not load)' };
+  return { trainer: await OrtTrainer.create(model), description: 'onnxruntime forward + backward, AdamW on tfjs' };
 }

@@ -45,7 +45,8 @@ import { Rng } from '../core/rng.ts';
 import { loadCausalLM, readModelDims } from '../lm/checkpoint.ts';
 import { CausalLM } from '../lm/model.ts';
 import { type Sampler, tfjsSampler } from '../lm/sampler.ts';
-import { openSampler } from './sampling-engine.ts';
+import type { OrtTrainer } from '../engine/onnx/trainer.ts';
+import { openSampler, openTrainer } from './sampling-engine.ts';
 import { type Tokenizer, loadTokenizer } from '../lm/tokenizer.ts';
 import { tokenLogprobs } from '../objectives/logprobs.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
@@ -57,7 +58,7 @@ import { type InterruptSignal, createAdamW, runLoop } from './run.ts';
 import { type SftConfig, parseSftConfig } from './sft-config.ts';
 import { OPTIMIZER_FILE, STATE_FORMATS, TRAINER_STATE_FILE, checkOutDirWritable, checkRunFolder, checkStateStep, readTrainerStateJson, restoreOptimizerState, saveTrainerCheckpoint } from './trainer-state.ts';
 import { type SftBatch, makeSftBatch } from './token-batch.ts';
-import { updateStep } from './update.ts';
+import { applyGradientUpdate, updateStep } from './update.ts';
 
 // ---------------------------------------------------------------------------------------
 // Batches, loss and update
@@ -72,6 +73,31 @@ export function sftLoss(model: CausalLM, batch: SftBatch): tf.Scalar {
     const masked = tf.mul(logp, tf.tensor2d(batch.lossMask, shape)); // [B, T]
     return tf.div(tf.neg(tf.sum(masked)), batch.numTargets) as tf.Scalar;
   });
+}
+
+/**
+ * `sftTrainStep` with the forward and backward on onnxruntime: the upstream gradient on
+ * the targets' log-probs is -mask / count (the loss is their negated mean), the engine
+ * returns the log-probs and the parameter gradients, and the update is the same clipping
+ * and AdamW on tfjs (`applyGradientUpdate`).
+ */
+export async function sftTrainStepOrt(model: CausalLM, trainer: OrtTrainer, optimizer: AdamW, batch: SftBatch, options: { learningRate: number; gradClip: number }): Promise<{ loss: number; gradNorm: number }> {
+  if (batch.numTargets === 0) throw new Error('sftLoss: the batch has no completion tokens to learn');
+  const dlogprobs = Float32Array.from(batch.lossMask, (m) => -m / batch.numTargets);
+  const { logprobs, grads } = await trainer.gradients({ ids: batch.inputIds, labels: batch.targets, dlogprobs, B: batch.size, T: batch.length });
+  let loss = 0;
+  for (let i = 0; i < logprobs.length; i++) loss -= batch.lossMask[i]! * logprobs[i]!;
+  loss /= batch.numTargets;
+  const tensors: Record<string, tf.Tensor> = {};
+  model.variableNames.forEach((name, i) => {
+    const v = model.variables[i]!;
+    tensors[v.name] = tf.tensor(grads.get(name)!, v.shape, 'float32');
+  });
+  try {
+    return { loss, gradNorm: applyGradientUpdate(optimizer, loss, tensors, options).gradNorm };
+  } finally {
+    tf.dispose(Object.values(tensors));
+  }
 }
 
 /** One optimizer update on `batch`: loss, gradients, global-norm clipping, AdamW at `learningRate` (`updateStep`). */
@@ -307,7 +333,11 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
   let closeSampler = async (): Promise<void> => {};
   try {
     const sampler = await openSampler(model, config.engine);
-    closeSampler = () => sampler.dispose();
+    const { trainer, description: trainDescription } = await openTrainer(model, config.engine);
+    closeSampler = async () => {
+      await sampler.dispose();
+      await trainer?.dispose();
+    };
     const dataFingerprint = exampleFingerprint(train);
     const batches = new ShuffledBatches(trainSet.length, config.batchSize, runRngs(config.seed).data);
     let window: LogWindow = { steps: 0, lossSum: 0, gradNormSum: 0, tokens: 0, seconds: 0 };
@@ -331,7 +361,7 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
       resumed: saved && resumeFrom ? { dir: resumeFrom, step: saved.step, config: saved.config } : null,
       engine: options.engine ?? tf.getBackend(),
       modelInfo: { ...model.summary(), train: trainSet.length, eval: evalSet.length },
-      notes: [`evaluation sampling: ${sampler.description}`, ...(evalSet.length === 0 ? ['no held-out split (data.testFile is null): evaluation is skipped'] : [])],
+      notes: [`training: ${trainDescription}`, `evaluation sampling: ${sampler.description}`, ...(evalSet.length === 0 ? ['no held-out split (data.testFile is null): evaluation is skipped'] : [])],
       quiet: options.quiet ?? false,
       stream: options.stream ?? process.stdout,
       handleSigint: options.handleSigint,
@@ -341,7 +371,8 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
         const tStep = performance.now();
         learningRate = schedule(done);
         const batch = makeSftBatch(batches.next().map((i) => trainSet[i]!), tokenizer.padTokenId);
-        const { loss, gradNorm } = sftTrainStep(model, optimizer, batch, { learningRate, gradClip: config.gradClip });
+        const stepOptions = { learningRate, gradClip: config.gradClip };
+        const { loss, gradNorm } = trainer ? await sftTrainStepOrt(model, trainer, optimizer, batch, stepOptions) : sftTrainStep(model, optimizer, batch, stepOptions);
         window.steps++;
         window.lossSum += loss;
         window.gradNormSum += gradNorm;

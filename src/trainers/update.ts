@@ -42,16 +42,31 @@ export function updateStep<M>(
     metrics = out.metrics;
     return out.loss;
   }, variables);
-  const clipped = clipGradNorm(grads, options.gradClip);
   try {
     const loss = value.dataSync()[0]!;
+    const { gradNorm } = applyGradientUpdate(optimizer, loss, grads, options);
+    return { loss, gradNorm, metrics: metrics! };
+  } finally {
+    tf.dispose([value, ...Object.values(grads)]);
+  }
+}
+
+/**
+ * The second half of `updateStep` for gradients computed elsewhere (another engine):
+ * global-norm clipping, the non-finite check (throws `NonFiniteLossError` before anything
+ * is applied), the AdamW update. `grads` maps tfjs variable names to gradients; they are
+ * not disposed.
+ */
+export function applyGradientUpdate(optimizer: AdamW, loss: number, grads: Record<string, tf.Tensor>, options: UpdateStepOptions): { gradNorm: number } {
+  const clipped = clipGradNorm(grads, options.gradClip);
+  try {
     if (!Number.isFinite(loss) || !Number.isFinite(clipped.norm)) {
       throw new NonFiniteLossError(`the loss is ${loss} and the gradient norm ${clipped.norm}`, { loss, gradNorm: clipped.norm });
     }
     // Inside tidy: the optimizer's first update creates its moments from temporaries.
     tf.tidy(() => optimizer.applyGradients(clipped.grads, options.learningRate));
-    return { loss, gradNorm: clipped.norm, metrics: metrics! };
+    return { gradNorm: clipped.norm };
   } finally {
-    tf.dispose([value, ...Object.values(grads), ...Object.values(clipped.grads)]);
+    tf.dispose(Object.values(clipped.grads));
   }
 }

@@ -79,11 +79,14 @@ export function warmStartSftConfig(warm: WarmStartConfig): SftConfig {
   const preset = sftPreset(warm.preset) as Record<string, unknown> & { steps: number };
   const source = `warm-start preset ${warm.preset}`;
   const values: Record<string, unknown> = { ...presetWithSteps(preset, warm.steps ?? preset.steps), outDir: '(cache)' };
-  // The sampling engine of the evaluation and how many checkpoints are kept do not change
-  // what is trained: not part of the key.
-  const { engine: _engine, saveTotalLimit: _kept, ...trained } = parseSftConfig(values, { source });
+  // How many checkpoints are kept does not change what is trained: not part of the key.
+  // The engine is part of it only where it changes what is trained (onnxruntime's
+  // gradients round differently from tfjs's), so folders trained on tfjs keep their keys.
+  const { engine, saveTotalLimit: _kept, ...trained } = parseSftConfig(values, { source });
+  const keyed: unknown[] = [trained, warm.teacherCarryErrors];
+  if (engine !== 'tfjs') keyed.push('gradients: onnxruntime');
   const key = createHash('sha256')
-    .update(JSON.stringify([trained, warm.teacherCarryErrors]))
+    .update(JSON.stringify(keyed))
     .digest('hex')
     .slice(0, 12);
   const dir = join(warm.cacheDir, `${warm.preset}-${key}`);
