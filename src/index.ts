@@ -96,7 +96,7 @@ export { writeFileAtomic, writeJsonAtomic } from './core/atomic.ts';
 export { escapeHtml, formatNumber, formatDuration, formatCount, flattenConfig } from './report/format.ts';
 
 // lm tokenizers
-export { type Tokenizer, type ChatMessage, loadTokenizer, TransformersTokenizer, TOKENIZER_FILES } from './lm/tokenizer.ts';
+export { type Tokenizer, type ChatMessage, type ChatTemplateOptions, loadTokenizer, TransformersTokenizer, TOKENIZER_FILES } from './lm/tokenizer.ts';
 export {
   CharTokenizer,
   type CharTokenizerOptions,
@@ -110,6 +110,10 @@ export {
 // datasets
 export { loadJsonl, parseJsonl, writeJsonl, type JsonlOptions, type JsonRow, type JsonType } from '../datasets/jsonl.ts';
 export { splitTrainTest, dedupeByPrompt, type Split as TrainTestSplit, type SplitOptions } from '../datasets/split.ts';
+export { readTable, datasetSplits, pickEvalSplit, EVAL_SPLITS, type ReadTableOptions, type Table, type TableRow } from '../datasets/table.ts';
+export { loadPromptTable, parseColumnMap, mapColumns, PROMPT_FORMATS, type PromptFormat, type PromptTable, type PromptTableOptions, type PromptTableRow } from '../datasets/prompts.ts';
+export { parseMessages } from '../datasets/chat.ts';
+export { fromGsm8k, gsm8kFinalAnswer } from '../datasets/gsm8k.ts';
 export {
   generateArithmetic,
   makeArithmeticSplits,
@@ -231,6 +235,7 @@ export {
   loadPromptRows,
   loadSftExamples,
   promptFingerprint,
+  renderPrompt,
 } from './trainers/prompts.ts';
 export {
   type RewardsAndData,

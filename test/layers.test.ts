@@ -8,7 +8,7 @@
  *
  * - every folder imports only itself, node built-ins and the layers in its ALLOWED entry
  *   (rewards/ and datasets/: no tfjs, nothing from src/ but tfjs-free engine files,
- *   rewards/ never datasets/ or trainers; rewards/ only mathjs and p-limit);
+ *   rewards/ never datasets/ or trainers; rewards/ only mathjs and p-limit, datasets/ only hyparquet);
  * - nothing in src/, rewards/ or datasets/ imports scripts/ or test/;
  * - src/control/envs/ never reaches tfjs, not even through another file;
  * - the trainer files grpo.ts, ppo.ts and sft.ts do not import one another.
@@ -51,6 +51,7 @@ const PACKAGES: Record<string, readonly string[]> = {
   'engine/tfjs': [],
   'engine/onnx': ['onnxruntime-node', 'protobufjs'],
   rewards: ['mathjs', 'p-limit'],
+  datasets: ['hyparquet'],
 };
 
 type Edge = { from: string; spec: string; target: string; layer: string; kind: 'file' | 'package' };
