@@ -167,7 +167,7 @@ export function rlCrossFieldProblems(c: RlConfig): string[] {
       ...(d.enableThinking !== null ? ['enableThinking'] : []),
       ...(d.maxRows !== null ? ['maxRows'] : []),
     ];
-    if (set.length) p.push(`${set.map((k) => `"data.${k}"`).join(', ')} apply to data files and need "data.trainFile" (the generated arithmetic data is plain text for a character tokenizer)`);
+    if (set.length) p.push(`${set.map((k) => `"data.${k}"`).join(', ')} ${set.length === 1 ? 'applies' : 'apply'} to data files and need "data.trainFile" (the generated arithmetic data is plain text for a character tokenizer)`);
   }
   if (generate) {
     const [lo = 1, hi = 1] = generate.digits;

@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { collectColumnMap } from '../../scripts/commands/rl-command.ts';
 import { TransformersTokenizer, type Tokenizer } from '../../src/lm/tokenizer.ts';
 import { arithmeticTokenizer } from '../../src/trainers/from-scratch.ts';
 import { parseGrpoConfig } from '../../src/trainers/grpo-config.ts';
@@ -93,6 +94,14 @@ describe('loadPromptData', () => {
     await expect(loadPromptData(config({ trainFile: jsonl, format: 'gsm8k', enableThinking: true }))).rejects.toThrow(`${jsonl}:1: "data.enableThinking" is set, but the prompts are plain text`);
     expect((await loadPromptData(config({ trainFile: jsonl, format: 'gsm8k', enableThinking: true, chat: true }))).train[0]!.templateVariables).toEqual({ enable_thinking: true });
     expect(() => parseGrpoConfig({ data: { system: 'S', format: 'gsm8k' } })).toThrow('"data.format", "data.system" apply to data files and need "data.trainFile"');
+    expect(() => parseGrpoConfig({ data: { system: 'S' } })).toThrow('"data.system" applies to data files');
     expect(() => parseGrpoConfig({ model: { modelDir: 'm' }, data: { trainFile: jsonl, format: 'csv' } })).toThrow(/data\.format/);
+  });
+
+  it('--map flags merge, and a bad or repeated entry is a usage error', () => {
+    const once = collectColumnMap('prompt=question', undefined);
+    expect(collectColumnMap('answer=solution', once)).toEqual({ prompt: 'question', answer: 'solution' });
+    expect(() => collectColumnMap('prompt=problem', once)).toThrow('column "prompt" is mapped twice');
+    expect(() => collectColumnMap('prompt', undefined)).toThrow('column map entry "prompt" must be new=old');
   });
 });
