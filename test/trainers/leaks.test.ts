@@ -2,8 +2,9 @@
  * Whole training runs leave no tensor behind: `tf.memory().numTensors` is the same before
  * and after a full GRPO run (reference model and recomputed old log-probs on, evaluation
  * and checkpoints included) and a full SFT run, and after an SFT run stopped by a
- * non-finite loss. That last run also checks that SFT stops on NaN through the shared loop
- * (the message names step 1 and says the update was not applied; no optimizer update ran).
+ * non-finite gradient. That last run also checks that SFT stops on it through the shared
+ * loop (the message names step 1 and says the update was not applied; no optimizer update
+ * ran).
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,7 +27,7 @@ import { useCpu } from '../lm/lm-helpers.ts';
 
 let dir: string;
 let initDir: string;
-let nanDir: string;
+let overflowDir: string;
 let trainFile: string;
 let testFile: string;
 
@@ -39,11 +40,12 @@ beforeAll(async () => {
   initDir = join(dir, 'init');
   const model = CausalLM.create(modelConfig, new Rng(1));
   await saveCausalLM(model, tok, initDir);
-  // The same model with one weight matrix all NaN: every loss on it is NaN.
-  nanDir = join(dir, 'nan-init');
+  // The same model with one weight matrix finite (NaN weights are refused when a model
+  // loads) but so large that the backward pass overflows: every gradient on it is infinite.
+  overflowDir = join(dir, 'overflow-init');
   const first = model.variables[0]!;
-  first.assign(tf.fill(first.shape, NaN));
-  await saveCausalLM(model, tok, nanDir);
+  first.assign(tf.fill(first.shape, 3e38));
+  await saveCausalLM(model, tok, overflowDir);
   model.dispose();
   trainFile = join(dir, 'train.jsonl');
   testFile = join(dir, 'test.jsonl');
@@ -114,11 +116,11 @@ describe('no tensor outlives a training run', () => {
     expect(existsSync(join(result.outDir, 'checkpoint-2'))).toBe(true);
   });
 
-  it('SFT on a model with NaN weights stops at step 1 without updating, and leaks nothing', async () => {
+  it('SFT on a model whose gradient overflows stops at step 1 without updating, and leaks nothing', async () => {
     const applied = vi.spyOn(AdamW.prototype, 'applyGradients');
-    const outDir = join(dir, 'sft-nan');
+    const outDir = join(dir, 'sft-overflow');
     const config = parseSftConfig({
-      model: { modelDir: nanDir },
+      model: { modelDir: overflowDir },
       data: { generate: { trainSize: 20, testSize: 6, digits: [1, 1] } },
       steps: 5,
       batchSize: 4,
@@ -131,7 +133,7 @@ describe('no tensor outlives a training run', () => {
     });
     const before = tf.memory().numTensors;
     await expect(trainSft(config, quiet)).rejects.toThrow(
-      /^training stopped at step 1: the loss is NaN and the gradient norm NaN, so this update was not applied; no checkpoint had been written yet\./,
+      /^training stopped at step 1: the loss is \S+ and the gradient norm (NaN|Infinity), so this update was not applied; no checkpoint had been written yet\./,
     );
     expect(applied).not.toHaveBeenCalled();
     applied.mockRestore();
