@@ -126,7 +126,7 @@ export interface RunLoopOptions {
   /**
    * On SIGINT (Ctrl-C), SIGTERM or SIGHUP, finish the current step, save a checkpoint and
    * return (`signal` in the result); a second one exits at once. The same as SIGHUP when the
-   * parent process goes away (a killed npx wrapper). Default true.
+   * parent process goes away (a killed wrapper). Default true.
    */
   handleSigint?: boolean;
   /** A fresh run in a folder that holds an earlier run replaces it (else it is refused). Default false. */
@@ -186,9 +186,9 @@ export async function runLoop(options: RunLoopOptions): Promise<RunLoopResult> {
   const handleSigint = options.handleSigint ?? true;
   const handlers = INTERRUPT_SIGNALS.map((s) => [s, () => onSignal(s)] as const);
   if (handleSigint) for (const [s, handler] of handlers) process.on(s, handler);
-  // A wrapper that dies without passing a signal on (`kill -9` of npx, or a plain `kill` of
-  // it: npm does not forward signals) leaves this process without its parent: stop as if
-  // the terminal had closed.
+  // A wrapper that started this process and died without passing a signal on (`kill -9` of
+  // tsx, say) leaves it without its parent: stop as if the terminal had closed. (npx starts
+  // node through a shell that outlives npm; README, "Stopping a run".)
   const parent = process.ppid;
   const orphaned = handleSigint
     ? setInterval(() => {
