@@ -42,23 +42,22 @@ import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../core/config.ts';
 import { type AdamW, warmupCosine } from '../engine/tfjs/optim.ts';
 import { Rng } from '../core/rng.ts';
-import { loadCausalLM, readModelDims } from '../lm/checkpoint.ts';
 import { CausalLM } from '../lm/model.ts';
 import { type Sampler, tfjsSampler } from '../lm/sampler.ts';
 import type { OrtTrainer } from '../engine/onnx/trainer.ts';
 import { openSampler, openTrainer } from './sampling-engine.ts';
-import { type Tokenizer, loadTokenizer } from '../lm/tokenizer.ts';
+import type { Tokenizer } from '../lm/tokenizer.ts';
 import { tokenLogprobs } from '../objectives/logprobs.ts';
 import { METRIC_NAMES } from '../report/metric-names.ts';
 import type { ProgressStream } from '../report/progress.ts';
 import { exactMatch } from './evaluate.ts';
-import { initModelConfig, taskTokenizer } from './from-scratch.ts';
-import { type BatchOrderState, type EncodedSftExample, type SftExample, ShuffledBatches, encodeSftExamples, exampleFingerprint, generateSftExamples, loadSftExamples } from './prompts.ts';
+import { prepareSft, sftRunRngs } from './sft-setup.ts';
+import { type BatchOrderState, type EncodedSftExample, ShuffledBatches, exampleFingerprint } from './prompts.ts';
 import { type InterruptSignal, createAdamW, runLoop } from './run.ts';
 import { type SftConfig, parseSftConfig } from './sft-config.ts';
 import { OPTIMIZER_FILE, STATE_FORMATS, TRAINER_STATE_FILE, checkOutDirWritable, checkRunFolder, checkStateStep, readTrainerStateJson, restoreOptimizerState, saveTrainerCheckpoint } from './trainer-state.ts';
 import { type SftBatch, makeSftBatch } from './token-batch.ts';
-import { applyGradientUpdate, updateStep } from './update.ts';
+import { applyParameterGradients, updateStep } from './update.ts';
 
 // ---------------------------------------------------------------------------------------
 // Batches, loss and update
@@ -88,16 +87,7 @@ export async function sftTrainStepOrt(model: CausalLM, trainer: OrtTrainer, opti
   let loss = 0;
   for (let i = 0; i < logprobs.length; i++) loss -= batch.lossMask[i]! * logprobs[i]!;
   loss /= batch.numTargets;
-  const tensors: Record<string, tf.Tensor> = {};
-  model.variableNames.forEach((name, i) => {
-    const v = model.variables[i]!;
-    tensors[v.name] = tf.tensor(grads.get(name)!, v.shape, 'float32');
-  });
-  try {
-    return { loss, gradNorm: applyGradientUpdate(optimizer, loss, tensors, options).gradNorm };
-  } finally {
-    tf.dispose(Object.values(tensors));
-  }
+  return { loss, gradNorm: applyParameterGradients(model, optimizer, loss, grads, options).gradNorm };
 }
 
 /** One optimizer update on `batch`: loss, gradients, global-norm clipping, AdamW at `learningRate` (`updateStep`). */
@@ -262,55 +252,6 @@ export interface SftRunResult {
 /** How many eval completions go to samples.jsonl at each evaluation. */
 const SAMPLES_PER_EVAL = 8;
 
-/** The run's independent random streams: weight initialisation and batch order. */
-function runRngs(seed: number): { init: Rng; data: Rng } {
-  const root = new Rng(seed);
-  const init = new Rng(root.nextUint32());
-  return { init, data: new Rng(root.nextUint32()) };
-}
-
-/**
- * Loads or builds the data, tokenizer and model a config describes (or a checkpoint holds),
- * and encodes the examples: for a model folder, from its config.json and tokenizer before its
- * weights load, so that an example too long for its context is an error first.
- */
-async function prepare(
-  config: SftConfig,
-  resumeFrom: string | undefined,
-): Promise<{ train: SftExample[]; trainSet: EncodedSftExample[]; evalSet: EncodedSftExample[]; tokenizer: Tokenizer; model: CausalLM }> {
-  let train: SftExample[];
-  let test: SftExample[];
-  if (config.data.generate) {
-    ({ train, test } = generateSftExamples(config.data.generate));
-  } else {
-    train = await loadSftExamples(config.data.trainFile!);
-    test = config.data.testFile ? await loadSftExamples(config.data.testFile) : [];
-  }
-  const encode = (tokenizer: Tokenizer, limits: { maxPositions: number; vocabSize: number }) => ({
-    trainSet: encodeSftExamples(train, tokenizer, limits),
-    evalSet: encodeSftExamples(test.slice(0, config.evalSize), tokenizer, limits),
-  });
-  const dir = resumeFrom ?? config.model.modelDir;
-  if (dir) {
-    const tokenizer = await loadTokenizer(dir);
-    const dims = await readModelDims(dir);
-    if (tokenizer.vocabSize > dims.vocabSize) {
-      throw new Error(`${resumeFrom ? resumeFrom : `model.modelDir ${dir}`}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary only ${dims.vocabSize}`);
-    }
-    const sets = encode(tokenizer, dims);
-    const { model } = await loadCausalLM(dir);
-    return { train, ...sets, model, tokenizer };
-  }
-  const tokenizer = taskTokenizer(config.data, [...train, ...test]);
-  const model = CausalLM.create(initModelConfig(config.model.init!, tokenizer), runRngs(config.seed).init);
-  try {
-    return { train, ...encode(tokenizer, model.dims), model, tokenizer };
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-}
-
 /**
  * Runs supervised fine-tuning as `config` describes, or continues the run saved in
  * `options.resumeFrom`. Writes `<outDir>/metrics.jsonl`, `samples.jsonl` (a few greedy eval
@@ -327,7 +268,7 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
   }
   if (saved) checkOutDirWritable(resolve(config.outDir));
   else checkRunFolder(resolve(config.outDir), options.overwrite ?? false);
-  const { train, trainSet, evalSet, tokenizer, model } = await prepare(config, resumeFrom);
+  const { train, trainSet, evalSet, tokenizer, model } = await prepareSft(config, resumeFrom);
   const outDir = resolve(config.outDir);
   const optimizer = createAdamW(model.variables, config);
   let closeSampler = async (): Promise<void> => {};
@@ -339,7 +280,7 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
       await trainer?.dispose();
     };
     const dataFingerprint = exampleFingerprint(train);
-    const batches = new ShuffledBatches(trainSet.length, config.batchSize, runRngs(config.seed).data);
+    const batches = new ShuffledBatches(trainSet.length, config.batchSize, sftRunRngs(config.seed).data);
     let window: LogWindow = { steps: 0, lossSum: 0, gradNormSum: 0, tokens: 0, seconds: 0 };
     let lastEval: SftTrainerState['lastEval'] = null;
     if (saved && resumeFrom) {

@@ -70,3 +70,29 @@ export function applyGradientUpdate(optimizer: AdamW, loss: number, grads: Recor
     tf.dispose(Object.values(clipped.grads));
   }
 }
+
+/**
+ * `applyGradientUpdate` for gradients held as plain arrays by Hugging Face parameter name
+ * (our layout), as another engine returns them: they become tensors for `model`'s
+ * variables, are clipped and applied, then freed.
+ */
+export function applyParameterGradients(
+  model: { variables: tf.Variable[]; variableNames: string[] },
+  optimizer: AdamW,
+  loss: number,
+  grads: Map<string, Float32Array>,
+  options: UpdateStepOptions,
+): { gradNorm: number } {
+  const tensors: Record<string, tf.Tensor> = {};
+  model.variableNames.forEach((name, i) => {
+    const v = model.variables[i]!;
+    const g = grads.get(name);
+    if (!g) throw new Error(`applyParameterGradients: no gradient for ${name}`);
+    tensors[v.name] = tf.tensor(g, v.shape, 'float32');
+  });
+  try {
+    return applyGradientUpdate(optimizer, loss, tensors, options);
+  } finally {
+    tf.dispose(Object.values(tensors));
+  }
+}
