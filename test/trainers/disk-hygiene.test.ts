@@ -8,16 +8,15 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileAtomic, writeFileDurable } from '../../src/core/atomic.ts';
 import { ConfigError } from '../../src/core/config.ts';
 import { MetricsWriter } from '../../src/report/metrics.ts';
-import type { ProgressStream } from '../../src/report/progress.ts';
 import { parseGrpoConfig } from '../../src/trainers/grpo-config.ts';
 import { type RunLoopOptions, runLoop } from '../../src/trainers/run.ts';
 import { parseSftConfig } from '../../src/trainers/sft-config.ts';
 import { useCpu } from '../lm/lm-helpers.ts';
+import { collector } from './output-collector.ts';
 
 let root: string;
 beforeAll(async () => {
@@ -25,17 +24,6 @@ beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'rlvr-disk-hygiene-'));
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-function collector(): ProgressStream & { text(): string } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer | string, _encoding, done) {
-      chunks.push(String(chunk));
-      done();
-    },
-  });
-  return Object.assign(stream, { text: () => chunks.join('') });
-}
 
 /** A checkpoint-like folder with one file. */
 function folder(path: string): void {

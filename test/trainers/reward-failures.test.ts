@@ -8,7 +8,6 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RewardBatch, RewardSpec } from '../../rewards/types.ts';
 import { ConfigError } from '../../src/core/config.ts';
@@ -17,7 +16,6 @@ import { saveCausalLM } from '../../src/lm/checkpoint.ts';
 import { tinyGpt2Config } from '../../src/lm/config.ts';
 import { CausalLM } from '../../src/lm/model.ts';
 import { readMetrics } from '../../src/report/metrics.ts';
-import type { ProgressStream } from '../../src/report/progress.ts';
 import { arithmeticTokenizer } from '../../src/trainers/from-scratch.ts';
 import { parseGrpoConfig } from '../../src/trainers/grpo-config.ts';
 import { trainGrpo } from '../../src/trainers/grpo.ts';
@@ -25,6 +23,7 @@ import { parsePpoConfig } from '../../src/trainers/ppo-config.ts';
 import { trainPpo } from '../../src/trainers/ppo.ts';
 import { RewardFailureLog, readRewardFailures } from '../../src/trainers/reward-failures.ts';
 import { useCpu } from '../lm/lm-helpers.ts';
+import { collector } from './output-collector.ts';
 
 let dir: string;
 let initDir: string;
@@ -41,17 +40,6 @@ beforeAll(async () => {
   writeFileSync(trainFile, Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `${i}+1=`, answer: String(i + 1) })).join('\n') + '\n');
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function collector(): ProgressStream & { text(): string } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer | string, _encoding, done) {
-      chunks.push(String(chunk));
-      done();
-    },
-  });
-  return Object.assign(stream, { text: () => chunks.join('') });
-}
 
 const common = (outDir: string, overrides: Record<string, unknown>) => ({
   model: { modelDir: initDir },

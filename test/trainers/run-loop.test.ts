@@ -8,15 +8,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdamW } from '../../src/engine/tfjs/optim.ts';
 import { readMetrics } from '../../src/report/metrics.ts';
-import type { ProgressStream } from '../../src/report/progress.ts';
 import { INTERRUPT_SIGNALS, type RunLoopOptions, type StepRecord, runLoop, signalExitCode } from '../../src/trainers/run.ts';
 import { NonFiniteLossError, updateStep } from '../../src/trainers/update.ts';
 import { useCpu } from '../lm/lm-helpers.ts';
+import { collector } from './output-collector.ts';
 
 let root: string;
 beforeAll(async () => {
@@ -24,18 +23,6 @@ beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'rlvr-run-loop-'));
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-/** A stream that keeps what is written to it (not a terminal: plain lines, no bar). */
-function collector(): ProgressStream & { text(): string } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer | string, _encoding, done) {
-      chunks.push(String(chunk));
-      done();
-    },
-  });
-  return Object.assign(stream, { text: () => chunks.join('') });
-}
 
 type Event = ['step', number] | ['eval', number] | ['save', string, number];
 
