@@ -4,44 +4,24 @@
  * metrics to float rounding; the run header says which engine sampled; a PPO and an SFT
  * run work with onnxruntime sampling too.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RewardBatch } from '../../rewards/types.ts';
-import { Rng } from '../../src/core/rng.ts';
-import { saveCausalLM } from '../../src/lm/checkpoint.ts';
-import { tinyGpt2Config } from '../../src/lm/config.ts';
-import { CausalLM } from '../../src/lm/model.ts';
 import { readMetrics, readSamples } from '../../src/report/metrics.ts';
-import { arithmeticTokenizer } from '../../src/trainers/from-scratch.ts';
 import { trainGrpo } from '../../src/trainers/grpo.ts';
 import { parseGrpoConfig } from '../../src/trainers/grpo-config.ts';
 import { trainPpo } from '../../src/trainers/ppo.ts';
 import { parsePpoConfig } from '../../src/trainers/ppo-config.ts';
 import { useCpu } from '../lm/lm-helpers.ts';
+import { type TinyRlFixture, makeTinyRlFixture, sevens } from './tiny-rl-fixture.ts';
 
-let dir: string;
-let initDir: string;
-let trainFile: string;
-let testFile: string;
-
+let fx: TinyRlFixture;
 beforeAll(async () => {
   await useCpu();
-  dir = mkdtempSync(join(tmpdir(), 'rlvr-engine-'));
-  initDir = join(dir, 'init');
-  const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16, n_embd: 32, n_layer: 2, n_head: 2 }), new Rng(1));
-  await saveCausalLM(model, arithmeticTokenizer(), initDir);
-  model.dispose();
-  trainFile = join(dir, 'train.jsonl');
-  testFile = join(dir, 'test.jsonl');
-  writeFileSync(trainFile, Array.from({ length: 24 }, (_, i) => JSON.stringify({ prompt: `${i}+1=`, answer: String(i + 1) })).join('\n') + '\n');
-  writeFileSync(testFile, Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `${i}+2=`, answer: String(i + 2) })).join('\n') + '\n');
+  fx = await makeTinyRlFixture('rlvr-engine-');
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const sevens = (batch: RewardBatch): number[] => batch.completions.map((c) => (c.length === 0 ? 0 : [...c].filter((x) => x === '7').length / c.length));
+afterAll(() => rmSync(fx.dir, { recursive: true, force: true }));
 
 function capture(): { stream: Writable; text: () => string } {
   let out = '';
@@ -57,8 +37,8 @@ function capture(): { stream: Writable; text: () => string } {
 }
 
 const base = (engine: string, outDir: string) => ({
-  model: { modelDir: initDir },
-  data: { trainFile, testFile },
+  model: { modelDir: fx.initDir },
+  data: { trainFile: fx.trainFile, testFile: fx.testFile },
   promptsPerStep: 4,
   numGenerations: 8,
   maxCompletionLength: 4,
@@ -70,7 +50,7 @@ const base = (engine: string, outDir: string) => ({
   saveEvery: 0,
   report: false,
   engine,
-  outDir: join(dir, outDir),
+  outDir: join(fx.dir, outDir),
 });
 
 describe('sampling engine', () => {

@@ -4,22 +4,19 @@
  * reference model when beta = 0, a diverging loss stopping the run with the last good
  * checkpoint kept, and Ctrl-C saving a checkpoint.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { arithmeticTokenizer } from '../../src/trainers/from-scratch.ts';
 import type { RewardBatch, RewardSpec } from '../../rewards/types.ts';
-import { Rng } from '../../src/core/rng.ts';
-import { loadCausalLM, saveCausalLM } from '../../src/lm/checkpoint.ts';
-import { tinyGpt2Config } from '../../src/lm/config.ts';
+import { loadCausalLM } from '../../src/lm/checkpoint.ts';
 import { CausalLM } from '../../src/lm/model.ts';
 import { readMetrics, readSamples } from '../../src/report/metrics.ts';
 import { readGrpoTrainerState, trainGrpo } from '../../src/trainers/grpo.ts';
 import { latestCheckpoint as latestGrpoCheckpoint } from '../../src/trainers/trainer-state.ts';
 import { type GrpoConfig, parseGrpoConfig } from '../../src/trainers/grpo-config.ts';
 import { useCpu } from '../lm/lm-helpers.ts';
+import { makeTinyRlFixture, sevens } from './tiny-rl-fixture.ts';
 
 let dir: string;
 let initDir: string;
@@ -28,23 +25,9 @@ let testFile: string;
 
 beforeAll(async () => {
   await useCpu();
-  dir = mkdtempSync(join(tmpdir(), 'rlvr-grpo-run-'));
-  initDir = join(dir, 'init');
-  const tok = arithmeticTokenizer();
-  const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16, n_embd: 32, n_layer: 2, n_head: 2 }), new Rng(1));
-  await saveCausalLM(model, tok, initDir);
-  model.dispose();
-  trainFile = join(dir, 'train.jsonl');
-  testFile = join(dir, 'test.jsonl');
-  writeFileSync(trainFile, Array.from({ length: 24 }, (_, i) => JSON.stringify({ prompt: `${i}+1=`, answer: String(i + 1) })).join('\n') + '\n');
-  writeFileSync(testFile, Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `${i}+2=`, answer: String(i + 2) })).join('\n') + '\n');
+  ({ dir, initDir, trainFile, testFile } = await makeTinyRlFixture('rlvr-grpo-run-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Fraction of the completion's characters that are '7' (0 for an empty completion). */
-function sevens(batch: RewardBatch): number[] {
-  return batch.completions.map((c) => (c.length === 0 ? 0 : [...c].filter((x) => x === '7').length / c.length));
-}
 
 function config(outDir: string, overrides: Record<string, unknown> = {}): GrpoConfig {
   return parseGrpoConfig({
