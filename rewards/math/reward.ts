@@ -6,7 +6,7 @@
  */
 import { verifyMathAsync } from './async.ts';
 import { resolveVerifyOptions, type VerifyMathOptions } from './verify.ts';
-import { MissingColumnError } from '../types.ts';
+import { MissingColumnError, type RewardBatch, completionTexts } from '../types.ts';
 
 export interface MathRewardOptions extends VerifyMathOptions {
   /** Dataset column holding the reference answer (a string or a number). Default `answer`. */
@@ -15,8 +15,9 @@ export interface MathRewardOptions extends VerifyMathOptions {
 
 /** The batch shape read here: the reward contract's batch, with the answer column. */
 export interface MathRewardBatch {
-  prompts: string[];
-  completions: string[];
+  prompts: unknown[];
+  /** Completion texts, or conversational completions (`[{ role: 'assistant', content }]`: the content is read). */
+  completions: RewardBatch['completions'];
   completionIds?: number[][];
   [column: string]: unknown[] | undefined;
 }
@@ -61,8 +62,8 @@ export function mathReward(options: MathRewardOptions = {}): MathRewardFunction 
   const opts = resolveVerifyOptions(verifyOptions, 'mathReward');
 
   const fn: MathRewardFunction = async (batch, context) => {
-    const { completions } = batch;
-    if (!Array.isArray(completions)) throw new TypeError('math reward: batch.completions must be an array of strings');
+    if (!Array.isArray(batch.completions)) throw new TypeError('math reward: batch.completions must be an array of strings or assistant messages');
+    const completions = completionTexts(batch);
     const golds = batch[column];
     if (golds === undefined) {
       throw new MissingColumnError('math reward', column, Object.keys(batch));

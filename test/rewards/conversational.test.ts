@@ -9,6 +9,7 @@ import {
   completionText,
   completionTexts,
   loadRewardFunction,
+  mathReward,
   scoreCompletions,
   withTextCompletions,
   type RewardBatch,
@@ -69,6 +70,12 @@ describe('built-in rewards on conversational completions', () => {
       expect(await fn(chat)).toEqual(fromText);
     });
   }
+
+  it('mathReward called directly (not through the loader) reads message completions too', async () => {
+    const fn = mathReward();
+    expect(await fn(chat as never)).toEqual(await fn(plain as never));
+    expect(await fn(chat as never)).toEqual([1, 0, 1, 0]);
+  });
 
   it('overlong reads the token ids, the same for both forms', async () => {
     const fn = await loadRewardFunction('overlong', { config: { maxCompletionLength: 20, cacheLength: 10 } });
