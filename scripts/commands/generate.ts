@@ -6,7 +6,8 @@
  * per completion instead (prompt, completion, token ids, finish reason, mean log-prob).
  * Ctrl-C stops a long generation between tokens (onnxruntime) and exits 130.
  */
-import { Command, Option } from 'commander';
+import type { Command } from 'commander';
+import { backendOption, engineOption } from './engine-options.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { type EngineSampler } from '../../src/engine/onnx/sampler.ts';
 import { onnxSampler } from '../../src/engine/onnx/sampler.ts';
@@ -125,8 +126,8 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed of the draws (the same seed gives the same completions for any batch size)', (v) => finiteNumber('--seed', 0, 2 ** 32)(v), 0)
     .option('--stop <text>', 'stop a completion when this text appears (repeatable)', collect, [] as string[])
     .option('--batch-size <n>', 'most sequences per forward (bounds KV-cache memory); default all', positiveInt)
-    .addOption(new Option('--engine <name>', 'onnxruntime, tfjs, or auto (onnxruntime when it loads)').choices(['auto', 'onnxruntime', 'tfjs']).default('auto'))
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .addOption(engineOption('engine that samples', 'auto'))
+    .addOption(backendOption())
     .option('--json', 'one JSON object per completion on stdout', false)
     .action(async (opts: GenerateCliOptions & { backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu' }) => {
       if (!Number.isInteger(opts.topK)) throw new Error(`--top-k must be an integer, got ${opts.topK}`);

@@ -4,6 +4,7 @@
  * and the closing summary. Each command adds its own name, description and trainer.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { backendOption, engineOption } from './engine-options.ts';
 import { describeEngine, initEngine } from '../../src/engine/tfjs/backend.ts';
 import { SUPPORTED_MODEL_TYPES } from '../../src/lm/config.ts';
 import type { ResolveOptions } from '../../src/core/config.ts';
@@ -120,8 +121,8 @@ export function registerRlCommand<C>(program: Command, spec: RlCommandSpec<C>): 
     .option('--out <dir>', 'run folder (sets outDir)')
     .option('--steps <n>', 'training steps (sets steps)', positiveInt)
     .option('--resume [checkpoint]', 'continue a run: from the given checkpoint folder, or the newest one in the run folder')
-    .addOption(new Option('--engine <name>', 'engine that samples completions (sets engine): onnxruntime, tfjs, or auto = onnxruntime when it loads; training runs on tfjs').choices(['auto', 'onnxruntime', 'tfjs']))
-    .addOption(new Option('--backend <name>', 'tfjs backend (training, and sampling with --engine tfjs)').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .addOption(engineOption("engine that samples completions and trains the warm start (sets engine); the GRPO/PPO update runs on tfjs"))
+    .addOption(backendOption())
     .option('--overwrite', 'replace an earlier run in the run folder (its logs and checkpoints are deleted); without it such a folder is refused', false)
     .option('--quiet', 'print nothing but the final summary', false)
     .addHelpText(

@@ -7,6 +7,7 @@
  *   rlvr sft --resume runs/sft-arithmetic-tiny/checkpoint-200 --steps 1000
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { backendOption, engineOption } from './engine-options.ts';
 import { describeEngine, initEngine } from '../../src/engine/tfjs/backend.ts';
 import { SFT_PRESETS, presetWithSteps, sftPreset } from '../../src/trainers/presets.ts';
 import { signalExitCode } from '../../src/trainers/run.ts';
@@ -46,8 +47,8 @@ export function register(program: Command): void {
     .option('--out <dir>', 'run folder (sets outDir): metrics.jsonl, samples.jsonl, config.json, checkpoint-<step>/, final/')
     .option('--steps <n>', 'optimizer steps: the training budget (sets steps; with --preset, the preset\'s warmupSteps is capped at it)', positiveInt)
     .option('--resume <dir>', 'continue from a checkpoint folder (checkpoint-<step> or final); its saved config is the base, --config/--set/--out/--steps apply on top')
-    .addOption(new Option('--engine <name>', 'engine that samples completions (sets engine): onnxruntime, tfjs, or auto = onnxruntime when it loads; training runs on tfjs').choices(['auto', 'onnxruntime', 'tfjs']))
-    .addOption(new Option('--backend <name>', 'tfjs backend (training, and sampling with --engine tfjs)').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .addOption(engineOption("engine of the forward and backward and of the evaluation's sampling (sets engine); AdamW runs on tfjs"))
+    .addOption(backendOption())
     .option('--overwrite', 'replace an earlier run in the run folder (its logs and checkpoints are deleted); without it such a folder is refused', false)
     .option('--quiet', 'print nothing but the final summary', false)
     .addHelpText(

@@ -190,8 +190,8 @@ interface LayerCache {
   value: Float32Array;
 }
 
-/** Position ids as the tfjs model: cumsum(mask) - 1, clamped at 0. */
-function positionsOf(mask: ArrayLike<number>, B: number, T: number): Int32Array {
+/** Position ids as the tfjs model: cumsum(mask) - 1, clamped at 0 ([B, T] row-major). */
+export function positionsOf(mask: ArrayLike<number>, B: number, T: number): Int32Array {
   const pos = new Int32Array(B * T);
   for (let b = 0; b < B; b++) {
     let c = 0;

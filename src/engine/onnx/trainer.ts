@@ -5,7 +5,7 @@
  * of the labels and d loss / d parameter for an upstream gradient d loss / d logprob.
  */
 import type { CausalLM } from '../../lm/model.ts';
-import { readWeights } from './causal-lm.ts';
+import { positionsOf, readWeights } from './causal-lm.ts';
 import { type OrtSession, type SessionOptions, createSession, floatTensor, int64Tensor, loadOrt, type Ort, type OrtTensor } from './runtime.ts';
 import { causalLMTrainGraph, gradName } from './train-graph.ts';
 
@@ -49,14 +49,7 @@ export class OrtTrainer {
       if (a.length !== n) throw new Error(`OrtTrainer.gradients: ${name} has ${a.length} entries, expected B x T = ${n}`);
     }
     const mask = batch.mask ?? new Int32Array(n).fill(1);
-    const pos = new Int32Array(n);
-    for (let b = 0; b < B; b++) {
-      let c = 0;
-      for (let t = 0; t < T; t++) {
-        c += mask[b * T + t]!;
-        pos[b * T + t] = Math.max(c - 1, 0);
-      }
-    }
+    const pos = positionsOf(mask, B, T);
     const feeds: Record<string, OrtTensor> = {
       input_ids: int64Tensor(this.ort, batch.ids, [B, T]),
       attention_mask: int64Tensor(this.ort, mask, [B, T]),

@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../../src/core/rng.ts';
-import { readWeights } from '../../../src/engine/onnx/causal-lm.ts';
+import { positionsOf, readWeights } from '../../../src/engine/onnx/causal-lm.ts';
 import { causalLMTrainGraph, gradName } from '../../../src/engine/onnx/train-graph.ts';
 import { CausalLM } from '../../../src/lm/model.ts';
 import { TINY_CONFIGS, useCpu } from '../../lm/lm-helpers.ts';
@@ -29,14 +29,7 @@ describe.each(TINY_CONFIGS.flatMap(([label, config]) => [[label, config, 1] as c
     const dl = new Float32Array(B * T);
     rng.fillNormal(dl, 0, 1);
     for (let i = 0; i < B * T; i++) if (!mask[i]) dl[i] = 0;
-    const pos = new Int32Array(B * T);
-    for (let b = 0; b < B; b++) {
-      let c = 0;
-      for (let t = 0; t < T; t++) {
-        c += mask[b * T + t]!;
-        pos[b * T + t] = Math.max(c - 1, 0);
-      }
-    }
+    const pos = positionsOf(mask, B, T);
     const refLp = tf.tidy(() => {
       const logits = model.forward(tf.tensor2d(ids, [B, T], 'int32'), { attentionMask: tf.tensor2d(mask, [B, T], 'int32') });
       return tf.sum(tf.mul(tf.logSoftmax(tf.div(logits, temperature)), tf.oneHot(tf.tensor2d(labels, [B, T], 'int32'), V)), -1);
