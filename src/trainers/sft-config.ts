@@ -12,7 +12,7 @@ import { ConfigError, type ParseOptions, type ResolveOptions, defineConfig } fro
 
 const int = () => z.number().int();
 
-/** Engines that can sample (`--engine`): training runs on tfjs in every case. */
+/** The engines (`--engine`): onnxruntime samples, and computes SFT's gradients; tfjs runs everything else. */
 export const ENGINES = ['auto', 'onnxruntime', 'tfjs'] as const;
 export type EngineChoice = (typeof ENGINES)[number];
 
@@ -20,7 +20,7 @@ export type EngineChoice = (typeof ENGINES)[number];
 export const engineField = z
   .enum(ENGINES)
   .default('auto')
-  .describe('engine that samples completions: onnxruntime (both cores), tfjs, or auto (onnxruntime when onnxruntime-node loads); training runs on tfjs');
+  .describe('engine that samples completions and trains the warm start: onnxruntime (both cores), tfjs, or auto (onnxruntime when onnxruntime-node loads); the GRPO/PPO update runs on tfjs');
 
 const ArithmeticGenerateSchema = z.object({
   task: z.enum(['arithmetic']).default('arithmetic').describe('task generator (datasets/arithmetic)'),
@@ -76,7 +76,7 @@ export const SftConfig = defineConfig(
     evalEvery: int().min(0).default(100).describe('evaluate on the held-out split every N steps (and always after the last step); 0 = only after the last'),
     evalSize: int().min(1).default(500).describe('held-out examples used per evaluation (the first N of the test split)'),
     evalBatchSize: int().min(1).max(65536).default(256).describe('examples per forward pass during evaluation (loss and greedy generation)'),
-    engine: engineField.describe('engine of the evaluation\'s greedy generation: onnxruntime, tfjs, or auto (onnxruntime when it loads); training runs on tfjs'),
+    engine: engineField.describe('engine of the forward and backward and of the evaluation\'s greedy generation: onnxruntime, tfjs, or auto (onnxruntime when it loads); clipping and AdamW run on tfjs'),
     saveEvery: int().min(0).default(0).describe('write checkpoint-<step> every N steps (and on Ctrl-C, SIGTERM or SIGHUP); 0 = only the final checkpoint'),
     saveTotalLimit: int()
       .min(1)
