@@ -24,7 +24,7 @@
  *   silu     y = x s(x)       dx = g s (1 + x (1 - s))
  *   rope     y = x cos + rot(x) sin, rot([x1, x2]) = [-x2, x1]:  dx = g cos + rot^T(g sin),
  *                             rot^T([a, b]) = [b, -a]
- *   reshape, transpose, split, concat, slice: the inverse rearrangement.
+ *   reshape, transpose, split: the inverse rearrangement.
  *   tokenLogprobs  lp = log softmax(z / tau)[label]:  dz = g (onehot(label) - softmax(z / tau)) / tau
  */
 import { type DTypeName, type Dim, GraphBuilder } from './graph.ts';
@@ -156,12 +156,6 @@ export class DiffGraph {
     });
   }
 
-  neg(a: Val): Val {
-    const y = this.out('neg', a.rank, a);
-    this.g.op('Neg', [a.name], {}, { output: y.name });
-    return this.record(y, (g) => this.accumulate(a, this.g.op('Neg', [g])));
-  }
-
   /** Rows of E [V, D] at int64 ids [..]: [.., D]. */
   gather(e: Val, ids: Val): Val {
     const y = this.out('gather', ids.rank + 1, e);
@@ -205,15 +199,6 @@ export class DiffGraph {
     const start = sizes.slice(0, i).reduce((a, b) => a + b, 0);
     const piece = this.g.op('Slice', [x, this.g.int64s([start]), this.g.int64s([start + sizes[i]!]), this.g.int64s([-1])]);
     return this.g.op('Mul', [piece, this.g.floats([0])]);
-  }
-
-  concat(parts: Val[], sizes: number[]): Val {
-    const y = this.out('concat', parts[0]!.rank, ...parts);
-    this.g.op('Concat', parts.map((p) => p.name), { axis: -1 }, { output: y.name });
-    return this.record(y, (g) => {
-      const gs = this.g.node('Split', [g, this.g.int64s(sizes)], { axis: -1 }, { numOutputs: parts.length });
-      parts.forEach((p, i) => this.accumulate(p, gs[i]!));
-    });
   }
 
   softmax(x: Val): Val {
