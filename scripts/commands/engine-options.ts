@@ -14,3 +14,8 @@ export function engineOption(selects: string, defaultValue?: EngineName): Option
 export function backendOption(): Option {
   return new Option('--backend <name>', 'tfjs backend (what runs on tfjs)').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto');
 }
+
+/** `--device`: where onnxruntime runs. */
+export function deviceOption(): Option {
+  return new Option('--device <name>', "where onnxruntime runs (sets device): cpu, or cuda (onnxruntime-node's CUDA build: ONNXRUNTIME_NODE_INSTALL=cuda12, and an NVIDIA GPU)").choices(['cpu', 'cuda']);
+}

@@ -7,7 +7,7 @@
  * Ctrl-C stops a long generation between tokens (onnxruntime) and exits 130.
  */
 import type { Command } from 'commander';
-import { backendOption, engineOption } from './engine-options.ts';
+import { backendOption, deviceOption, engineOption } from './engine-options.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { type EngineSampler } from '../../src/engine/onnx/sampler.ts';
 import { onnxSampler } from '../../src/engine/onnx/sampler.ts';
@@ -33,6 +33,7 @@ export interface GenerateCliOptions {
   stop: string[];
   batchSize?: number;
   engine: 'auto' | 'onnxruntime' | 'tfjs';
+  device?: 'cpu' | 'cuda';
   json: boolean;
 }
 
@@ -78,8 +79,10 @@ export async function runGenerate(opts: GenerateCliOptions, signal?: AbortSignal
     const room = model.dims.maxPositions - longest;
     if (room < 1) throw new Error(`generate: the longest prompt has ${longest} tokens, the model's context is ${model.dims.maxPositions}`);
     const maxNewTokens = Math.min(opts.maxNewTokens, room);
-    const useOrt = opts.engine === 'onnxruntime' || (opts.engine === 'auto' && (await ortAvailable()));
-    sampler = useOrt ? await onnxSampler(model, { signal, route: 'initializers' }) : { ...tfjsSampler(model), description: 'tfjs', syncStats: () => ({ syncs: 0, seconds: 0 }), dispose: async () => {} };
+    const device = opts.device ?? 'cpu';
+    if (device === 'cuda' && opts.engine === 'tfjs') throw new Error('generate: --device cuda runs onnxruntime on the GPU; use --engine onnxruntime or auto');
+    const useOrt = opts.engine === 'onnxruntime' || device === 'cuda' || (opts.engine === 'auto' && (await ortAvailable()));
+    sampler = useOrt ? await onnxSampler(model, { signal, route: 'initializers', device }) : { ...tfjsSampler(model), description: 'tfjs', syncStats: () => ({ syncs: 0, seconds: 0 }), dispose: async () => {} };
     const gen: GenerateOptions = {
       numGenerations: opts.num,
       maxNewTokens,
@@ -127,6 +130,7 @@ export function register(program: Command): void {
     .option('--stop <text>', 'stop a completion when this text appears (repeatable)', collect, [] as string[])
     .option('--batch-size <n>', 'most sequences per forward (bounds KV-cache memory); default all', positiveInt)
     .addOption(engineOption('engine that samples', 'auto'))
+    .addOption(deviceOption())
     .addOption(backendOption())
     .option('--json', 'one JSON object per completion on stdout', false)
     .action(async (opts: GenerateCliOptions & { backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu' }) => {

@@ -4,7 +4,7 @@
  * and the closing summary. Each command adds its own name, description and trainer.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { backendOption, engineOption } from './engine-options.ts';
+import { backendOption, deviceOption, engineOption } from './engine-options.ts';
 import { describeEngine, initEngine } from '../../src/engine/tfjs/backend.ts';
 import { SUPPORTED_MODEL_TYPES } from '../../src/lm/config.ts';
 import type { ResolveOptions } from '../../src/core/config.ts';
@@ -65,6 +65,7 @@ export interface RlOptions {
   steps?: number;
   resume?: string | boolean;
   engine?: 'auto' | 'onnxruntime' | 'tfjs';
+  device?: 'cpu' | 'cuda';
   backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
   quiet: boolean;
   overwrite: boolean;
@@ -122,6 +123,7 @@ export function registerRlCommand<C>(program: Command, spec: RlCommandSpec<C>): 
     .option('--steps <n>', 'training steps (sets steps)', positiveInt)
     .option('--resume [checkpoint]', 'continue a run: from the given checkpoint folder, or the newest one in the run folder')
     .addOption(engineOption("engine that samples completions and trains the warm start (sets engine); the GRPO/PPO update runs on tfjs"))
+    .addOption(deviceOption())
     .addOption(backendOption())
     .option('--overwrite', 'replace an earlier run in the run folder (its logs and checkpoints are deleted); without it such a folder is refused', false)
     .option('--quiet', 'print nothing but the final summary', false)
@@ -175,6 +177,7 @@ ${spec
         outDir: opts.out,
         steps: opts.steps,
         engine: opts.engine,
+        device: opts.device,
       };
       if (opts.reward.length) flags['rewards'] = opts.reward.map(parseRewardFlag);
       const layers = { file: opts.config, set: opts.set, flags };

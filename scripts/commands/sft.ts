@@ -7,7 +7,7 @@
  *   rlvr sft --resume runs/sft-arithmetic-tiny/checkpoint-200 --steps 1000
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { backendOption, engineOption } from './engine-options.ts';
+import { backendOption, deviceOption, engineOption } from './engine-options.ts';
 import { describeEngine, initEngine } from '../../src/engine/tfjs/backend.ts';
 import { SFT_PRESETS, presetWithSteps, sftPreset } from '../../src/trainers/presets.ts';
 import { signalExitCode } from '../../src/trainers/run.ts';
@@ -32,6 +32,7 @@ interface SftOptions {
   steps?: number;
   resume?: string;
   engine?: 'auto' | 'onnxruntime' | 'tfjs';
+  device?: 'cpu' | 'cuda';
   backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
   quiet: boolean;
   overwrite: boolean;
@@ -48,6 +49,7 @@ export function register(program: Command): void {
     .option('--steps <n>', 'optimizer steps: the training budget (sets steps; with --preset, the preset\'s warmupSteps is capped at it)', positiveInt)
     .option('--resume <dir>', 'continue from a checkpoint folder (checkpoint-<step> or final); its saved config is the base, --config/--set/--out/--steps apply on top')
     .addOption(engineOption("engine of the forward and backward and of the evaluation's sampling (sets engine); AdamW runs on tfjs"))
+    .addOption(deviceOption())
     .addOption(backendOption())
     .option('--overwrite', 'replace an earlier run in the run folder (its logs and checkpoints are deleted); without it such a folder is refused', false)
     .option('--quiet', 'print nothing but the final summary', false)
@@ -69,7 +71,7 @@ export function register(program: Command): void {
         values,
         file: opts.config,
         set: opts.set,
-        flags: { outDir: opts.out, steps: opts.steps, engine: opts.engine },
+        flags: { outDir: opts.out, steps: opts.steps, engine: opts.engine, device: opts.device },
       });
       const engine = await initEngine({ backend: opts.backend, quiet: true });
       const result = await trainSft(config, {

@@ -318,7 +318,7 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
   const { policy: model, tokenizer, reference, optimizer, trainRows, order } = setup;
   let closeSampler = async (): Promise<void> => {};
   try {
-    const sampler = await openSampler(model, config.engine);
+    const sampler = await openSampler(model, config.engine, config.device);
     closeSampler = () => sampler.dispose();
     const schedule = makeSchedule(config);
     const sampling = samplingOptions(config, rngs.sampling);

@@ -353,7 +353,7 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
     // The policy's schedule spans its own steps, those after the critic's warm-up.
     const schedule = makeSchedule({ ...config, steps: config.steps - config.criticWarmupSteps });
     const criticSchedule = constantSchedule(config.criticLearningRate);
-    const sampler = await openSampler(policy, config.engine);
+    const sampler = await openSampler(policy, config.engine, config.device);
     closeSampler = () => sampler.dispose();
     const sampling = samplingOptions(config, rngs.sampling);
     const record = new RlRunRecord(setup);

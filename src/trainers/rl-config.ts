@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { PROMPT_FORMATS } from '../../datasets/prompts.ts';
 import { SFT_PRESETS } from './presets.ts';
-import { SftConfig, engineField } from './sft-config.ts';
+import { SftConfig, deviceField, engineField } from './sft-config.ts';
 
 export const int = () => z.number().int();
 
@@ -102,6 +102,7 @@ export const rolloutFields = {
   topK: int().min(0).default(0).describe('sample among the k most likely tokens; 0 = off'),
   samplingBatchSize: int().min(1).max(65536).nullable().default(null).describe('most sequences per sampler forward (bounds KV-cache memory); null = all'),
   engine: engineField,
+  device: deviceField,
 };
 
 /** The policy's AdamW and learning-rate schedule. */

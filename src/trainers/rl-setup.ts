@@ -150,7 +150,7 @@ export async function setupRlRun(
   else checkRunFolder(resolve(config.outDir), options.overwrite ?? false);
   const data = await prepareRewardsAndData(config, options);
   const early = await encodeBeforeLoading(config, data, resumeFrom);
-  const { initialModelDir, initialSha, warm } = await startingPolicy(config.model, saved?.initialModel ?? null, { engine: options.engine, trainEngine: config.engine, quiet, stream });
+  const { initialModelDir, initialSha, warm } = await startingPolicy(config.model, saved?.initialModel ?? null, { engine: options.engine, trainEngine: config.engine, device: config.device, quiet, stream });
   const modelDir = resolve(resumeFrom ?? initialModelDir);
   const { model: policy } = await loadCausalLM(modelDir);
   const encoded = early.dir === modelDir ? early : null; // the same folder: its tokenizer and rows are the ones just checked
@@ -211,7 +211,7 @@ async function encodeBeforeLoading(
     const dims = await readModelDims(from);
     shape = { dir: from, tokenizer: await loadTokenizer(from), maxPositions: dims.maxPositions, vocabSize: dims.vocabSize };
   } else {
-    shape = await warmStartShape(config.model.warmStart, config.engine);
+    shape = await warmStartShape(config.model.warmStart, config.engine, config.device);
   }
   if (shape.tokenizer.vocabSize > shape.vocabSize) {
     throw new Error(`${shape.dir ?? 'the warm start'}: the tokenizer has ${shape.tokenizer.vocabSize} ids but the model's vocabulary only ${shape.vocabSize}`);

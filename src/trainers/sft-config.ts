@@ -22,6 +22,16 @@ export const engineField = z
   .default('auto')
   .describe('engine that samples completions and trains the warm start: onnxruntime (both cores), tfjs, or auto (onnxruntime when onnxruntime-node loads); the GRPO/PPO update runs on tfjs');
 
+/** Where onnxruntime runs (`--device`). */
+export const DEVICES = ['cpu', 'cuda'] as const;
+export type DeviceChoice = (typeof DEVICES)[number];
+
+/** The `device` config field, shared by every trainer. */
+export const deviceField = z
+  .enum(DEVICES)
+  .default('cpu')
+  .describe("where onnxruntime runs: cpu, or cuda (onnxruntime-node's CUDA build, installed with ONNXRUNTIME_NODE_INSTALL=cuda12, and an NVIDIA GPU); needs engine onnxruntime or auto; tfjs picks its own backend with --backend");
+
 const ArithmeticGenerateSchema = z.object({
   task: z.enum(['arithmetic']).default('arithmetic').describe('task generator (datasets/arithmetic)'),
   trainSize: int().min(1).max(1_000_000).default(5000).describe('number of training problems'),
@@ -76,6 +86,7 @@ export const SftConfig = defineConfig(
     evalEvery: int().min(0).default(100).describe('evaluate on the held-out split every N steps (and always after the last step); 0 = only after the last'),
     evalSize: int().min(1).default(500).describe('held-out examples used per evaluation (the first N of the test split)'),
     evalBatchSize: int().min(1).max(65536).default(256).describe('examples per forward pass during evaluation (loss and greedy generation)'),
+    device: deviceField,
     engine: engineField.describe('engine of the forward and backward and of the evaluation\'s greedy generation: onnxruntime, tfjs, or auto (onnxruntime when it loads); clipping and AdamW run on tfjs'),
     saveEvery: int().min(0).default(0).describe('write checkpoint-<step> every N steps (and on Ctrl-C, SIGTERM or SIGHUP); 0 = only the final checkpoint'),
     saveTotalLimit: int()

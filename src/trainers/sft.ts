@@ -273,8 +273,8 @@ export async function trainSft(configInput: SftConfig, options: SftRunOptions = 
   const optimizer = createAdamW(model.variables, config);
   let closeSampler = async (): Promise<void> => {};
   try {
-    const sampler = await openSampler(model, config.engine);
-    const { trainer, description: trainDescription } = await openTrainer(model, config.engine);
+    const sampler = await openSampler(model, config.engine, config.device);
+    const { trainer, description: trainDescription } = await openTrainer(model, config.engine, config.device);
     closeSampler = async () => {
       await sampler.dispose();
       await trainer?.dispose();

@@ -31,7 +31,7 @@ import { presetWithSteps, sftPreset } from './presets.ts';
 import { TRAINER_STATE_FILE, modelWeightsSha256 } from './trainer-state.ts';
 import { RunInterruptedError } from './run.ts';
 import { trainSft } from './sft.ts';
-import { type EngineChoice, parseSftConfig, type SftConfig, type SftGenerateConfig } from './sft-config.ts';
+import { type DeviceChoice, type EngineChoice, parseSftConfig, type SftConfig, type SftGenerateConfig } from './sft-config.ts';
 
 export type WarmStartConfig = RlConfig['model']['warmStart'];
 
@@ -75,17 +75,18 @@ export function warmStartGenerate(warm: WarmStartConfig): SftGenerateConfig {
  * The SFT config of a warm-start: the preset with the budget override, its run folder under
  * the cache, and, with teacher errors, data files inside that folder.
  */
-export function warmStartSftConfig(warm: WarmStartConfig, engine: EngineChoice = 'auto'): SftConfig {
+export function warmStartSftConfig(warm: WarmStartConfig, engine: EngineChoice = 'auto', device: DeviceChoice = 'cpu'): SftConfig {
   const preset = sftPreset(warm.preset) as Record<string, unknown> & { steps: number };
   const source = `warm-start preset ${warm.preset}`;
   // The RL run's engine trains its warm start too (`--engine tfjs`: everything on tfjs).
-  const values: Record<string, unknown> = { ...presetWithSteps(preset, warm.steps ?? preset.steps), engine, outDir: '(cache)' };
+  const values: Record<string, unknown> = { ...presetWithSteps(preset, warm.steps ?? preset.steps), engine, device, outDir: '(cache)' };
   // How many checkpoints are kept does not change what is trained: not part of the key.
   // The engine is part of it only where it changes what is trained (onnxruntime's
   // gradients round differently from tfjs's), so folders trained on tfjs keep their keys.
-  const { engine: _engine, saveTotalLimit: _kept, ...trained } = parseSftConfig(values, { source });
+  const { engine: _engine, device: _device, saveTotalLimit: _kept, ...trained } = parseSftConfig(values, { source });
   const keyed: unknown[] = [trained, warm.teacherCarryErrors];
   if (engine !== 'tfjs') keyed.push('gradients: onnxruntime');
+  if (device !== 'cpu') keyed.push(`device: ${device}`);
   const key = createHash('sha256')
     .update(JSON.stringify(keyed))
     .digest('hex')
@@ -123,8 +124,8 @@ function teacherData(warm: WarmStartConfig): { train: Array<{ prompt: string; co
  * cached model's, or the ones `trainSft` will give it (a from-scratch model over the same
  * data), so that the prompts can be checked against it before a warm start of minutes.
  */
-export async function warmStartShape(warm: WarmStartConfig, engine: EngineChoice = 'auto'): Promise<{ dir: string | null; tokenizer: Tokenizer; maxPositions: number; vocabSize: number }> {
-  const sftConfig = warmStartSftConfig(warm, engine);
+export async function warmStartShape(warm: WarmStartConfig, engine: EngineChoice = 'auto', device: DeviceChoice = 'cpu'): Promise<{ dir: string | null; tokenizer: Tokenizer; maxPositions: number; vocabSize: number }> {
+  const sftConfig = warmStartSftConfig(warm, engine, device);
   const finalDir = resolve(sftConfig.outDir, 'final');
   if (existsSync(join(finalDir, TRAINER_STATE_FILE))) {
     const dims = await readModelDims(finalDir);
@@ -140,8 +141,8 @@ export async function warmStartShape(warm: WarmStartConfig, engine: EngineChoice
  * otherwise writes the teacher's data (when `teacherCarryErrors` > 0) and trains it with
  * `trainSft`.
  */
-export async function warmStart(warm: WarmStartConfig, options: { engine?: string; trainEngine?: EngineChoice; quiet?: boolean; stream?: ProgressStream } = {}): Promise<WarmStartResult> {
-  const sftConfig = warmStartSftConfig(warm, options.trainEngine);
+export async function warmStart(warm: WarmStartConfig, options: { engine?: string; trainEngine?: EngineChoice; device?: DeviceChoice; quiet?: boolean; stream?: ProgressStream } = {}): Promise<WarmStartResult> {
+  const sftConfig = warmStartSftConfig(warm, options.trainEngine, options.device);
   const finalDir = resolve(sftConfig.outDir, 'final');
   if (existsSync(join(finalDir, TRAINER_STATE_FILE))) {
     const state = JSON.parse(await readFile(join(finalDir, TRAINER_STATE_FILE), 'utf8')) as { lastEval?: { accuracy?: number } | null };
@@ -168,7 +169,7 @@ export async function warmStart(warm: WarmStartConfig, options: { engine?: strin
 export async function startingPolicy(
   model: RlConfig['model'],
   saved: { dir: string; sha256: string } | null,
-  options: { engine?: string; trainEngine?: EngineChoice; quiet: boolean; stream: ProgressStream },
+  options: { engine?: string; trainEngine?: EngineChoice; device?: DeviceChoice; quiet: boolean; stream: ProgressStream },
 ): Promise<{ initialModelDir: string; initialSha: string; warm: WarmStartResult | null }> {
   let warm: WarmStartResult | null = null;
   let initialModelDir: string;
