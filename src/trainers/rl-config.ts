@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { PROMPT_FORMATS } from '../../datasets/prompts.ts';
 import { SFT_PRESETS } from './presets.ts';
-import { SftConfig, deviceField, engineField } from './sft-config.ts';
+import { SftConfig, deviceField, engineField, saveTotalLimitField } from './sft-config.ts';
 
 export const int = () => z.number().int();
 
@@ -132,12 +132,7 @@ export function runFields(outDir: string) {
     logEvery: int().min(1).default(1).describe('write a metrics line every N steps (the metrics of that step)'),
     logSamples: int().min(0).max(1000).default(4).describe('eval completions written to samples.jsonl and the console at each evaluation'),
     saveEvery: int().min(0).default(25).describe('write checkpoint-<step> every N steps (and on Ctrl-C, SIGTERM or SIGHUP); 0 = only the final checkpoint'),
-    saveTotalLimit: int()
-      .min(1)
-      .max(1_000_000)
-      .nullable()
-      .default(null)
-      .describe('keep only the newest N checkpoint-<step> folders (older ones are deleted after each save; never final/ or the checkpoint resumed from); null = keep all'),
+    saveTotalLimit: saveTotalLimitField,
     report: z.boolean().default(true).describe('write report.html into outDir at the end'),
     outDir: z.string().min(1).default(outDir).describe('run folder: metrics.jsonl, samples.jsonl, config.json, checkpoints, final/, report.html'),
   };

@@ -22,6 +22,16 @@ export const engineField = z
   .default('auto')
   .describe('engine that samples completions and trains the warm start: onnxruntime (both cores), tfjs, or auto (onnxruntime when onnxruntime-node loads); the GRPO/PPO update runs on tfjs');
 
+/** The `saveTotalLimit` config field, shared by every trainer (TRL's name). */
+export const saveTotalLimitField = z
+  .number()
+  .int()
+  .min(1)
+  .max(1_000_000)
+  .nullable()
+  .default(null)
+  .describe('keep only the newest N checkpoint-<step> folders (older ones are deleted after each save; never final/ or the checkpoint resumed from); null = keep all');
+
 /** Where onnxruntime runs (`--device`). */
 export const DEVICES = ['cpu', 'cuda'] as const;
 export type DeviceChoice = (typeof DEVICES)[number];
@@ -89,12 +99,7 @@ export const SftConfig = defineConfig(
     device: deviceField,
     engine: engineField.describe('engine of the forward and backward and of the evaluation\'s greedy generation: onnxruntime, tfjs, or auto (onnxruntime when it loads); clipping and AdamW run on tfjs'),
     saveEvery: int().min(0).default(0).describe('write checkpoint-<step> every N steps (and on Ctrl-C, SIGTERM or SIGHUP); 0 = only the final checkpoint'),
-    saveTotalLimit: int()
-      .min(1)
-      .max(1_000_000)
-      .nullable()
-      .default(null)
-      .describe('keep only the newest N checkpoint-<step> folders (older ones are deleted after each save; never final/ or the checkpoint resumed from); null = keep all'),
+    saveTotalLimit: saveTotalLimitField,
     logEvery: int().min(1).default(10).describe('write a metrics line every N steps (train metrics are means over those steps)'),
     seed: int().default(0).describe('seed of initialisation and batch order'),
     outDir: z.string().min(1).default('runs/sft').describe('run folder: metrics.jsonl, config.json, checkpoints, final/'),
