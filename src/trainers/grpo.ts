@@ -65,13 +65,13 @@ import { METRIC_NAMES } from '../report/metric-names.ts';
 import { promptEvaluator } from './evaluate.ts';
 import { type GrpoConfig, parseGrpoConfig } from './grpo-config.ts';
 import type { EncodedPromptRow } from './prompts.ts';
-import { openSampler } from './sampling-engine.ts';
+import { openRlEngines, openSampler } from './sampling-engine.ts';
 import { RlRunRecord, type RlRunOptions, type RlRunResult, type RlTrainerState, readRlTrainerState, rlLoopOptions, rlRunNotes, setupRlRun } from './rl-setup.ts';
 import { type RolloutSummary, type SamplingOptions, type ScoredRollout, collectRollout, meanOf, rolloutMetrics, samplingOptions, summarizeRollouts } from './rollout.ts';
 import { makeSchedule, runLoop } from './run.ts';
 import { type TokenBatch, buildTokenBatch, minibatches } from './token-batch.ts';
 import { STATE_FORMATS, saveTrainerCheckpoint } from './trainer-state.ts';
-import { updateStep } from './update.ts';
+import { type TokenEngine, type TokenStats, asPolicy } from './token-engine.ts';
 
 // ---------------------------------------------------------------------------------------
 // Stages 1-2: sample and score, with DAPO's dynamic sampling
@@ -184,18 +184,20 @@ export interface UpdateMetrics {
 /**
  * The objective on the completions `rows` of `batch` (a scalar to minimise; call it inside
  * `tf.variableGrads`): the GRPO loss minus `entropyCoef` x the mean token entropy, plus its
- * metrics read back as numbers. `advantages` has one entry per completion of the batch.
+ * metrics read back as numbers. `advantages` has one entry per completion of the batch;
+ * `stats` are the policy's log-probs and entropies of those rows [n, T] (on either engine:
+ * see token-engine.ts).
  */
-export function grpoObjective(
-  model: CausalLM,
+export function grpoStatsObjective(
+  stats: TokenStats,
   batch: TokenBatch,
   advantages: Float32Array,
   rows: readonly number[],
-  options: Pick<UpdateOptions, 'loss' | 'temperature' | 'entropyCoef'>,
+  options: Pick<UpdateOptions, 'loss' | 'entropyCoef'>,
 ): { loss: tf.Scalar; metrics: Omit<UpdateMetrics, 'loss' | 'gradNorm'> } {
   const T = batch.layout.completionLength;
   return tf.tidy(() => {
-    const { logprobs, entropy } = policyTokenStats(model, batch.layout, rows, options.temperature); // [n, T]
+    const { logprobs, entropy } = stats as { logprobs: tf.Tensor2D; entropy: tf.Tensor2D }; // [n, T]
     const mask = gatherRows(batch.lossMask, T, rows, 'float32'); // [n, T]
     // logp_old: recomputed before the step's first update, or (one update per step) the
     // current log-probs read back as constants, so that no gradient flows through them.
@@ -216,9 +218,24 @@ export function grpoObjective(
   });
 }
 
-/** One AdamW update of the policy on the completions `rows` (`grpoObjective`, then `updateStep`). */
-export function grpoUpdate(model: CausalLM, optimizer: AdamW, batch: TokenBatch, advantages: Float32Array, rows: readonly number[], options: UpdateOptions): UpdateMetrics {
-  const { loss, gradNorm, metrics } = updateStep(model.variables, optimizer, () => grpoObjective(model, batch, advantages, rows, options), options);
+/** `grpoStatsObjective` on a tfjs model's differentiable statistics (call inside `tf.variableGrads`). */
+export function grpoObjective(
+  model: CausalLM,
+  batch: TokenBatch,
+  advantages: Float32Array,
+  rows: readonly number[],
+  options: Pick<UpdateOptions, 'loss' | 'temperature' | 'entropyCoef'>,
+): { loss: tf.Scalar; metrics: Omit<UpdateMetrics, 'loss' | 'gradNorm'> } {
+  return tf.tidy(() => {
+    const { logprobs, entropy } = policyTokenStats(model, batch.layout, rows, options.temperature);
+    return grpoStatsObjective({ logprobs, entropy }, batch, advantages, rows, options);
+  });
+}
+
+/** One AdamW update of the policy (a tfjs model, or an engine) on the completions `rows`. */
+export async function grpoUpdate(policy: CausalLM | TokenEngine, optimizer: AdamW, batch: TokenBatch, advantages: Float32Array, rows: readonly number[], options: UpdateOptions): Promise<UpdateMetrics> {
+  const engine = asPolicy(policy, options.temperature);
+  const { loss, gradNorm, metrics } = await engine.step(optimizer, batch.layout, rows, (stats) => grpoStatsObjective(stats, batch, advantages, rows, options), options);
   return { loss, gradNorm, ...metrics };
 }
 
@@ -228,26 +245,27 @@ export function grpoUpdate(model: CausalLM, optimizer: AdamW, batch: TokenBatch,
  * reference model's seconds; an empty batch (dynamic sampling found nothing to learn from)
  * makes no update.
  */
-export function optimizeStep(
-  model: CausalLM,
+export async function optimizeStep(
+  policy: CausalLM | TokenEngine,
   optimizer: AdamW,
-  reference: CausalLM | null,
+  reference: CausalLM | TokenEngine | null,
   batch: StepBatch,
   options: { numGenerations: number; scaleRewards: GroupScale; numIterations: number; miniBatchSize: number; maskTruncatedCompletions: boolean; padTokenId: number; update: UpdateOptions },
-): { updates: UpdateMetrics[]; referenceSeconds: number } {
+): Promise<{ updates: UpdateMetrics[]; referenceSeconds: number }> {
   if (batch.rows.length === 0) return { updates: [], referenceSeconds: 0 };
+  const engine = asPolicy(policy, options.update.temperature);
   const { advantages } = rolloutAdvantages(batch.rewards, options.numGenerations, options.scaleRewards);
   const mbs = minibatches(batch.completionIds.length, options.miniBatchSize);
-  const tokens = buildTokenBatch(batch, {
+  const tokens = await buildTokenBatch(batch, {
     padTokenId: options.padTokenId,
     temperature: options.update.temperature,
     maskTruncatedCompletions: options.maskTruncatedCompletions,
-    oldPolicy: options.numIterations * mbs.length > 1 ? model : null,
+    oldPolicy: options.numIterations * mbs.length > 1 ? engine : null,
     reference,
   });
   const updates: UpdateMetrics[] = [];
   for (let it = 0; it < options.numIterations; it++) {
-    for (const mb of mbs) updates.push(grpoUpdate(model, optimizer, tokens, advantages, mb, options.update));
+    for (const mb of mbs) updates.push(await grpoUpdate(engine, optimizer, tokens, advantages, mb, options.update));
   }
   return { updates, referenceSeconds: tokens.seconds.reference };
 }
@@ -316,10 +334,12 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
   // The reference: a frozen copy of the starting policy, only when the KL term is on.
   const setup = await setupRlRun(config, saved, { ...options, needReference: config.beta > 0, promptRng: rngs.prompts, samplingRng: rngs.sampling });
   const { policy: model, tokenizer, reference, optimizer, trainRows, order } = setup;
-  let closeSampler = async (): Promise<void> => {};
+  const closers: Array<() => Promise<void>> = [];
   try {
     const sampler = await openSampler(model, config.engine, config.device);
-    closeSampler = () => sampler.dispose();
+    closers.push(() => sampler.dispose());
+    const engines = await openRlEngines({ policy: model, reference }, config.engine, config.device, { temperature: config.temperature, entropyGradient: config.entropyCoef > 0 });
+    closers.push(() => engines.dispose());
     const schedule = makeSchedule(config);
     const sampling = samplingOptions(config, rngs.sampling);
     const update: UpdateOptions = {
@@ -336,7 +356,7 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
       config,
       ...rlLoopOptions(setup, saved, options),
       modelInfo: { ...model.summary(), prompts: trainRows.length, eval: setup.evalRows.length, reference: reference ? 'frozen copy of the start' : 'none (beta = 0)' },
-      notes: rlRunNotes(setup, [`sampling: ${sampler.description}`]),
+      notes: rlRunNotes(setup, [`sampling: ${sampler.description}`, `updates: ${engines.description}`]),
       step: async (done, out) => {
         const tStep = performance.now();
         const learningRate = schedule(done);
@@ -345,7 +365,7 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
         record.checkRewards(done + 1, collected.all, out); // failures printed and written; stops when the rewards failed for too long
         // 3-4. Group advantages, then the policy updates.
         const tTrain = performance.now();
-        const { updates, referenceSeconds } = optimizeStep(model, optimizer, reference, collected.batch, { ...config, padTokenId: tokenizer.padTokenId, update: { ...update, learningRate } });
+        const { updates, referenceSeconds } = await optimizeStep(engines.policy, optimizer, engines.reference, collected.batch, { ...config, padTokenId: tokenizer.padTokenId, update: { ...update, learningRate } });
         const trainSeconds = (performance.now() - tTrain) / 1000;
         const tensorBytes = tf.memory().numBytes;
         record.addStep(collected, trainSeconds);
@@ -363,7 +383,7 @@ export async function trainGrpo(configInput: GrpoConfig, options: GrpoRunOptions
     });
     return { ...record.result(config.outDir, loop), parameters: model.numParameters() };
   } finally {
-    await closeSampler();
+    for (const close of closers.reverse()) await close();
     setup.dispose();
   }
 }

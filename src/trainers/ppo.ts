@@ -43,7 +43,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type AdamW, constantSchedule } from '../engine/tfjs/optim.ts';
 import { Rng, type RngState } from '../core/rng.ts';
 import type { CausalLM } from '../lm/model.ts';
-import { type ValueModel, criticTokenValues, gatherRows, policyTokenStats } from '../lm/token-stats.ts';
+import { type ValueModel, gatherRows } from '../lm/token-stats.ts';
 import { Critic, VALUE_HEAD_FILE } from '../lm/value-head.ts';
 import { klK3 } from '../objectives/kl.ts';
 import { aggregateLoss, clippedSurrogate, maskedMean, valueLoss } from '../objectives/ppo.ts';
@@ -52,13 +52,13 @@ import { maskedWhiten, tokenGae, tokenRewards } from '../objectives/token-gae.ts
 import { METRIC_NAMES } from '../report/metric-names.ts';
 import { promptEvaluator } from './evaluate.ts';
 import { type PpoConfig, parsePpoConfig } from './ppo-config.ts';
-import { openSampler } from './sampling-engine.ts';
+import { openSampler, openRlEngines } from './sampling-engine.ts';
 import { RlRunRecord, type RlRunOptions, type RlRunResult, type RlTrainerState, readRlTrainerState, rlLoopOptions, rlRunNotes, setupRlRun } from './rl-setup.ts';
 import { type ScoredRollout, collectRollout, meanOf, rolloutMetrics, samplingOptions, summarizeRollouts } from './rollout.ts';
 import { createAdamW, makeSchedule, runLoop } from './run.ts';
 import { type TokenBatch, buildTokenBatch, shuffledMinibatches } from './token-batch.ts';
 import { OPTIMIZER_FILE, STATE_FORMATS, optimizerStateBytes, restoreOptimizerState, saveTrainerCheckpoint } from './trainer-state.ts';
-import { updateStep } from './update.ts';
+import { type TokenEngine, type TokenStats, asCritic, asPolicy } from './token-engine.ts';
 
 // ---------------------------------------------------------------------------------------
 // Stage 4-5: token rewards and advantages
@@ -111,34 +111,33 @@ export interface CriticUpdateMetrics {
   gradNorm: number;
 }
 
-/** One critic step on the minibatch `rows`: the clipped value loss over its loss-mask tokens. */
-export function criticUpdate(
-  critic: ValueModel,
-  variables: tf.Variable[],
+/** The clipped value loss of the critic's `values` [n, T] on the minibatch `rows` over its loss-mask tokens, and how often the clip is active. */
+export function criticObjective(stats: TokenStats, batch: TokenBatch, returns: Float32Array, rows: readonly number[], valueClip: number): { loss: tf.Scalar; metrics: { valueClipRatio: number } } {
+  const T = batch.layout.completionLength;
+  return tf.tidy(() => {
+    const values = stats['values']!; // [n, T]
+    const mask = gatherRows(batch.lossMask, T, rows, 'float32');
+    const oldValues = gatherRows(batch.oldValues!, T, rows, 'float32');
+    const target = gatherRows(returns, T, rows, 'float32');
+    const clip = valueClip > 0 ? valueClip : undefined;
+    const lossValue = valueLoss(values, target, { oldValues, clipRange: clip, mask });
+    // The clip is active where the clipped term is the larger one.
+    const clipped = clip === undefined ? 0 : maskedMean(tf.cast(tf.greater(tf.squaredDifference(tf.add(oldValues, tf.clipByValue(tf.sub(values, oldValues), -clip, clip)), target), tf.squaredDifference(values, target)), 'float32'), mask).dataSync()[0]!;
+    return { loss: lossValue, metrics: { valueClipRatio: clipped } };
+  });
+}
+
+/** One critic step (a tfjs critic, or an engine) on the minibatch `rows`: the clipped value loss over its loss-mask tokens. */
+export async function criticUpdate(
+  critic: ValueModel | TokenEngine,
   optimizer: AdamW,
   batch: TokenBatch,
   returns: Float32Array,
   rows: readonly number[],
   options: { valueClip: number; learningRate: number; gradClip: number },
-): CriticUpdateMetrics {
-  const T = batch.layout.completionLength;
-  const { loss, gradNorm, metrics } = updateStep(
-    variables,
-    optimizer,
-    () =>
-      tf.tidy(() => {
-        const values = criticTokenValues(critic, batch.layout, rows); // [n, T]
-        const mask = gatherRows(batch.lossMask, T, rows, 'float32');
-        const oldValues = gatherRows(batch.oldValues!, T, rows, 'float32');
-        const target = gatherRows(returns, T, rows, 'float32');
-        const clip = options.valueClip > 0 ? options.valueClip : undefined;
-        const lossValue = valueLoss(values, target, { oldValues, clipRange: clip, mask });
-        // The clip is active where the clipped term is the larger one.
-        const clipped = clip === undefined ? 0 : maskedMean(tf.cast(tf.greater(tf.squaredDifference(tf.add(oldValues, tf.clipByValue(tf.sub(values, oldValues), -clip, clip)), target), tf.squaredDifference(values, target)), 'float32'), mask).dataSync()[0]!;
-        return { loss: lossValue, metrics: { valueClipRatio: clipped } };
-      }),
-    options,
-  );
+): Promise<CriticUpdateMetrics> {
+  const engine = asCritic(critic);
+  const { loss, gradNorm, metrics } = await engine.step(optimizer, batch.layout, rows, (stats) => criticObjective(stats, batch, returns, rows, options.valueClip), options);
   return { valueLoss: loss, gradNorm, valueClipRatio: metrics.valueClipRatio };
 }
 
@@ -152,45 +151,40 @@ export interface PolicyUpdateMetrics {
   clipRatioHigh: number;
 }
 
-/** One policy step on the minibatch `rows`: the clipped surrogate on token advantages, + beta x k3, - entropyCoef x H. */
-export function policyUpdate(
-  model: CausalLM,
-  optimizer: AdamW,
-  batch: TokenBatch,
-  advantages: Float32Array,
-  rows: readonly number[],
-  options: Pick<PpoConfig, 'temperature' | 'epsilon' | 'epsilonHigh' | 'beta' | 'entropyCoef' | 'lossType' | 'maxCompletionLength' | 'gradClip'> & { learningRate: number },
-): PolicyUpdateMetrics {
+type PolicyOptions = Pick<PpoConfig, 'temperature' | 'epsilon' | 'epsilonHigh' | 'beta' | 'entropyCoef' | 'lossType' | 'maxCompletionLength' | 'gradClip'> & { learningRate: number };
+
+/** The policy's loss on the minibatch `rows` from its log-probs and entropies [n, T]: the clipped surrogate on token advantages, + beta x k3, - entropyCoef x H. */
+export function policyObjective(stats: TokenStats, batch: TokenBatch, advantages: Float32Array, rows: readonly number[], options: PolicyOptions): { loss: tf.Scalar; metrics: Omit<PolicyUpdateMetrics, 'loss' | 'gradNorm'> } {
   const T = batch.layout.completionLength;
-  const { loss, gradNorm, metrics } = updateStep(
-    model.variables,
-    optimizer,
-    () =>
-      tf.tidy(() => {
-        const { logprobs, entropy } = policyTokenStats(model, batch.layout, rows, options.temperature); // [n, T]
-        const mask = gatherRows(batch.lossMask, T, rows, 'float32');
-        const old = gatherRows(batch.oldLogprobs!, T, rows, 'float32');
-        const adv = gatherRows(advantages, T, rows, 'float32');
-        const s = clippedSurrogate({ logprobs, oldLogprobs: old, advantages: adv }, { epsilon: options.epsilon, epsilonHigh: options.epsilonHigh ?? options.epsilon });
-        let total = aggregateLoss(s.perElement, mask, options.lossType, options.maxCompletionLength);
-        let kl = 0;
-        if (batch.refLogprobs) {
-          const k3 = maskedMean(klK3(logprobs, gatherRows(batch.refLogprobs, T, rows, 'float32')), mask);
-          kl = k3.dataSync()[0]!;
-          if (options.beta > 0) total = tf.add(total, tf.mul(options.beta, k3)) as tf.Scalar;
-        }
-        const meanEntropy = maskedMean(entropy, mask);
-        if (options.entropyCoef > 0) total = tf.sub(total, tf.mul(options.entropyCoef, meanEntropy)) as tf.Scalar;
-        const logRatio = tf.sub(logprobs, old);
-        const approxKl = maskedMean(tf.sub(tf.sub(tf.exp(logRatio), 1), logRatio), mask); // k3 of KL(old || new)
-        const read = (x: tf.Tensor): number => x.dataSync()[0]!;
-        return {
-          loss: total,
-          metrics: { kl, approxKl: read(approxKl), entropy: read(meanEntropy), clipRatioLow: read(maskedMean(s.clippedLow, mask)), clipRatioHigh: read(maskedMean(s.clippedHigh, mask)) },
-        };
-      }),
-    options,
-  );
+  return tf.tidy(() => {
+    const { logprobs, entropy } = stats as { logprobs: tf.Tensor2D; entropy: tf.Tensor2D }; // [n, T]
+    const mask = gatherRows(batch.lossMask, T, rows, 'float32');
+    const old = gatherRows(batch.oldLogprobs!, T, rows, 'float32');
+    const adv = gatherRows(advantages, T, rows, 'float32');
+    const s = clippedSurrogate({ logprobs, oldLogprobs: old, advantages: adv }, { epsilon: options.epsilon, epsilonHigh: options.epsilonHigh ?? options.epsilon });
+    let total = aggregateLoss(s.perElement, mask, options.lossType, options.maxCompletionLength);
+    let kl = 0;
+    if (batch.refLogprobs) {
+      const k3 = maskedMean(klK3(logprobs, gatherRows(batch.refLogprobs, T, rows, 'float32')), mask);
+      kl = k3.dataSync()[0]!;
+      if (options.beta > 0) total = tf.add(total, tf.mul(options.beta, k3)) as tf.Scalar;
+    }
+    const meanEntropy = maskedMean(entropy, mask);
+    if (options.entropyCoef > 0) total = tf.sub(total, tf.mul(options.entropyCoef, meanEntropy)) as tf.Scalar;
+    const logRatio = tf.sub(logprobs, old);
+    const approxKl = maskedMean(tf.sub(tf.sub(tf.exp(logRatio), 1), logRatio), mask); // k3 of KL(old || new)
+    const read = (x: tf.Tensor): number => x.dataSync()[0]!;
+    return {
+      loss: total,
+      metrics: { kl, approxKl: read(approxKl), entropy: read(meanEntropy), clipRatioLow: read(maskedMean(s.clippedLow, mask)), clipRatioHigh: read(maskedMean(s.clippedHigh, mask)) },
+    };
+  });
+}
+
+/** One policy step (a tfjs model, or an engine) on the minibatch `rows` (`policyObjective`). */
+export async function policyUpdate(policy: CausalLM | TokenEngine, optimizer: AdamW, batch: TokenBatch, advantages: Float32Array, rows: readonly number[], options: PolicyOptions): Promise<PolicyUpdateMetrics> {
+  const engine = asPolicy(policy, options.temperature);
+  const { loss, gradNorm, metrics } = await engine.step(optimizer, batch.layout, rows, (stats) => policyObjective(stats, batch, advantages, rows, options), options);
   return { loss, gradNorm, ...metrics };
 }
 
@@ -199,25 +193,26 @@ export function policyUpdate(
 
 /** The models and optimizers a PPO step updates. */
 export interface PpoModels {
-  policy: CausalLM;
+  /** The policy: a tfjs model, or its engine (token-engine.ts). */
+  policy: CausalLM | TokenEngine;
   policyOptimizer: AdamW;
-  reference: CausalLM | null;
-  critic: ValueModel;
-  criticVariables: tf.Variable[];
+  reference: CausalLM | TokenEngine | null;
+  /** The critic: a tfjs trunk + head, or its engine. */
+  critic: ValueModel | TokenEngine;
   criticOptimizer: AdamW;
 }
 
 /** Stages 3-6 on a scored rollout; returns the step's metrics (without the rollout's). */
-export function ppoStep(
+export async function ppoStep(
   models: PpoModels,
   round: ScoredRollout,
   config: PpoConfig,
   options: { padTokenId: number; learningRate: number; criticLearningRate: number; trainPolicy: boolean; updateRng: Rng },
-): Record<string, number | undefined> {
+): Promise<Record<string, number | undefined>> {
   const { rollout, scored } = round;
   const scores = Float32Array.from(scored.rewards, (s, i) => (rollout.truncated[i] ? s - config.missingEosPenalty : s));
   const t0 = performance.now();
-  const batch = buildTokenBatch(rollout, {
+  const batch = await buildTokenBatch(rollout, {
     padTokenId: options.padTokenId,
     temperature: config.temperature,
     maskTruncatedCompletions: config.maskTruncatedCompletions,
@@ -235,11 +230,11 @@ export function ppoStep(
     for (let epoch = 0; epoch < config.ppoEpochs; epoch++) {
       for (const mb of shuffledMinibatches(batch.layout.numRows, config.miniBatchSize, options.updateRng)) {
         let t = performance.now();
-        critics.push(criticUpdate(models.critic, models.criticVariables, models.criticOptimizer, batch, targets.returns, mb, { valueClip: config.valueClip, learningRate: options.criticLearningRate, gradClip: config.gradClip }));
+        critics.push(await criticUpdate(models.critic, models.criticOptimizer, batch, targets.returns, mb, { valueClip: config.valueClip, learningRate: options.criticLearningRate, gradClip: config.gradClip }));
         criticSeconds += (performance.now() - t) / 1000;
         if (options.trainPolicy) {
           t = performance.now();
-          policies.push(policyUpdate(models.policy, models.policyOptimizer, batch, targets.advantages, mb, { ...config, learningRate: options.learningRate }));
+          policies.push(await policyUpdate(models.policy, models.policyOptimizer, batch, targets.advantages, mb, { ...config, learningRate: options.learningRate }));
           policySeconds += (performance.now() - t) / 1000;
         }
         peakBytes = Math.max(peakBytes, tf.memory().numBytes);
@@ -335,26 +330,27 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
   const setup = await setupRlRun(config, saved, { ...options, needReference, promptRng: rngs.prompts, samplingRng: rngs.sampling });
   const { policy, tokenizer, reference, optimizer: policyOptimizer, trainRows, order, resumeFrom } = setup;
   const disposables: Array<{ dispose(): void }> = [setup];
-  let closeSampler = async (): Promise<void> => {};
+  const closers: Array<() => Promise<void>> = [];
   try {
     // The critic: a trainable copy of the starting policy's trunk with a fresh head, or the checkpoint's.
     const critic = resumeFrom ? await Critic.load(join(resumeFrom, CRITIC_DIR)) : Critic.fromPolicy(policy, rngs.head, config.criticHeadInitStd ?? undefined);
     disposables.push(critic);
-    const criticVariables = critic.variables;
-    const criticOptimizer = createAdamW(criticVariables, { ...config, learningRate: config.criticLearningRate });
+    const criticOptimizer = createAdamW(critic.variables, { ...config, learningRate: config.criticLearningRate });
     disposables.push(criticOptimizer);
     if (saved && resumeFrom) {
       const path = join(resumeFrom, CRITIC_DIR, OPTIMIZER_FILE);
       restoreOptimizerState(critic, criticOptimizer, await readFile(path), path);
       rngs.update.setState(saved.updateRng);
     }
-    const models: PpoModels = { policy, policyOptimizer, reference, critic, criticVariables, criticOptimizer };
+    const engines = await openRlEngines({ policy, reference, critic }, config.engine, config.device, { temperature: config.temperature, entropyGradient: config.entropyCoef > 0 });
+    closers.push(() => engines.dispose());
+    const models: PpoModels = { policy: engines.policy, policyOptimizer, reference: engines.reference, critic: engines.critic!, criticOptimizer };
 
     // The policy's schedule spans its own steps, those after the critic's warm-up.
     const schedule = makeSchedule({ ...config, steps: config.steps - config.criticWarmupSteps });
     const criticSchedule = constantSchedule(config.criticLearningRate);
     const sampler = await openSampler(policy, config.engine, config.device);
-    closeSampler = () => sampler.dispose();
+    closers.push(() => sampler.dispose());
     const sampling = samplingOptions(config, rngs.sampling);
     const record = new RlRunRecord(setup);
 
@@ -365,6 +361,7 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
       modelInfo: { ...policy.summary(), critic: `${critic.trunk.config.model_type} + value head`, prompts: trainRows.length, eval: setup.evalRows.length, reference: reference ? 'frozen copy of the start' : 'none (klCoef = beta = 0)' },
       notes: rlRunNotes(setup, [
         `sampling: ${sampler.description}`,
+        `updates: ${engines.description}`,
         'critic: a copy of the starting policy\'s trunk with a fresh value head',
         ...(config.criticWarmupSteps > 0 ? [`critic warm-up: the first ${config.criticWarmupSteps} steps train only the critic`] : []),
       ]),
@@ -374,7 +371,7 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
         const learningRate = schedule(Math.max(0, done - config.criticWarmupSteps));
         const round = await collectRollout(sampler, tokenizer, order.next().map((i) => trainRows[i]!), setup.rewards, { sampling, score: setup.scoreOptions });
         record.checkRewards(done + 1, round.scored, out);
-        const metrics = ppoStep(models, round, config, {
+        const metrics = await ppoStep(models, round, config, {
           padTokenId: tokenizer.padTokenId,
           learningRate,
           criticLearningRate: criticSchedule(done),
@@ -393,7 +390,7 @@ export async function trainPpo(configInput: PpoConfig, options: PpoRunOptions = 
     });
     return { ...record.result(config.outDir, loop), parameters: { policy: policy.numParameters(), critic: critic.numParameters() } };
   } finally {
-    await closeSampler();
+    for (const close of closers.reverse()) await close();
     for (const d of disposables.reverse()) d.dispose();
   }
 }

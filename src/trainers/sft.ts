@@ -83,7 +83,8 @@ export function sftLoss(model: CausalLM, batch: SftBatch): tf.Scalar {
 export async function sftTrainStepOrt(model: CausalLM, trainer: OrtTrainer, optimizer: AdamW, batch: SftBatch, options: { learningRate: number; gradClip: number }): Promise<{ loss: number; gradNorm: number }> {
   if (batch.numTargets === 0) throw new Error('sftLoss: the batch has no completion tokens to learn');
   const dlogprobs = Float32Array.from(batch.lossMask, (m) => -m / batch.numTargets);
-  const { logprobs, grads } = await trainer.gradients({ ids: batch.inputIds, labels: batch.targets, dlogprobs, B: batch.size, T: batch.length });
+  const { outputs, grads } = await trainer.gradients(model, { ids: batch.inputIds, labels: batch.targets, B: batch.size, S: batch.length, N: batch.length }, { logprobs: dlogprobs });
+  const logprobs = outputs['logprobs']!;
   let loss = 0;
   for (let i = 0; i < logprobs.length; i++) loss -= batch.lossMask[i]! * logprobs[i]!;
   loss /= batch.numTargets;

@@ -9,7 +9,8 @@
 import type { Rng } from '../core/rng.ts';
 import type { EncodedSftExample } from './prompts.ts';
 import type { CausalLM } from '../lm/model.ts';
-import { type LogprobBatch, type ValueModel, buildLogprobBatch, criticValuesNoGrad, logprobsNoGrad } from '../lm/token-stats.ts';
+import { type LogprobBatch, type ValueModel, buildLogprobBatch } from '../lm/token-stats.ts';
+import { type TokenEngine, asCritic, asPolicy } from './token-engine.ts';
 
 /** Everything a step's updates need, built once and reused across passes. */
 export interface TokenBatch {
@@ -32,16 +33,16 @@ export interface TokenBatchOptions {
   temperature: number;
   /** Leave completions cut at the length limit out of the loss (DAPO's overlong filtering). */
   maskTruncatedCompletions: boolean;
-  /** The policy, when logp_old must be recomputed (the step makes more than one update); else null. */
-  oldPolicy: CausalLM | null;
-  /** The frozen reference model, or null. */
-  reference: CausalLM | null;
-  /** The critic, for PPO's old values; else null. */
-  critic?: ValueModel | null;
+  /** The policy (a tfjs model, or an engine), when logp_old must be recomputed (the step makes more than one update); else null. */
+  oldPolicy: CausalLM | TokenEngine | null;
+  /** The frozen reference model (or its engine), or null. */
+  reference: CausalLM | TokenEngine | null;
+  /** The critic (or its engine), for PPO's old values; else null. */
+  critic?: ValueModel | TokenEngine | null;
 }
 
-/** Lays out a step's completions and computes its no-gradient log-probs and values. */
-export function buildTokenBatch(batch: { promptIds: number[][]; completionIds: number[][]; truncated: boolean[] }, options: TokenBatchOptions): TokenBatch {
+/** Lays out a step's completions and computes its no-gradient log-probs and values (on the engines given). */
+export async function buildTokenBatch(batch: { promptIds: number[][]; completionIds: number[][]; truncated: boolean[] }, options: TokenBatchOptions): Promise<TokenBatch> {
   const layout = buildLogprobBatch(batch.promptIds, batch.completionIds, options.padTokenId);
   const T = layout.completionLength;
   const lossMask = layout.completionMask.slice();
@@ -51,11 +52,11 @@ export function buildTokenBatch(batch: { promptIds: number[][]; completionIds: n
     });
   }
   let t = performance.now();
-  const oldLogprobs = options.oldPolicy ? logprobsNoGrad(options.oldPolicy, layout, options.temperature) : null;
-  const oldValues = options.critic ? criticValuesNoGrad(options.critic, layout) : null;
+  const oldLogprobs = options.oldPolicy ? await asPolicy(options.oldPolicy, options.temperature).noGrad(layout) : null;
+  const oldValues = options.critic ? await asCritic(options.critic).noGrad(layout) : null;
   const old = (performance.now() - t) / 1000;
   t = performance.now();
-  const refLogprobs = options.reference ? logprobsNoGrad(options.reference, layout, options.temperature) : null;
+  const refLogprobs = options.reference ? await asPolicy(options.reference, options.temperature).noGrad(layout) : null;
   return { layout, lossMask, oldLogprobs, refLogprobs, oldValues, seconds: { reference: (performance.now() - t) / 1000, old } };
 }
 

@@ -74,18 +74,22 @@ export function applyGradientUpdate(optimizer: AdamW, loss: number, grads: Recor
 /**
  * `applyGradientUpdate` for gradients held as plain arrays by Hugging Face parameter name
  * (our layout), as another engine returns them: they become tensors for `model`'s
- * variables, are clipped and applied, then freed.
+ * variables, are clipped and applied, then freed. Every variable needs a gradient except
+ * those named in `noGradient` (left out of the step, as tfjs autodiff leaves a variable the
+ * loss does not reach).
  */
 export function applyParameterGradients(
-  model: { variables: tf.Variable[]; variableNames: string[] },
+  model: { variables: readonly tf.Variable[]; variableNames: readonly string[] },
   optimizer: AdamW,
   loss: number,
   grads: Map<string, Float32Array>,
   options: UpdateStepOptions,
+  noGradient: ReadonlySet<string> = new Set(),
 ): { gradNorm: number } {
   const tensors: Record<string, tf.Tensor> = {};
   model.variableNames.forEach((name, i) => {
     const v = model.variables[i]!;
+    if (noGradient.has(name)) return;
     const g = grads.get(name);
     if (!g) throw new Error(`applyParameterGradients: no gradient for ${name}`);
     tensors[v.name] = tf.tensor(g, v.shape, 'float32');

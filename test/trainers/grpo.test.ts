@@ -43,7 +43,7 @@ function row(prompt: string, columns: Record<string, unknown>, i = 0): PromptRow
 }
 
 describe('reward batch and advantages', () => {
-  it('repeats each prompt and column K times, group-contiguous', () => {
+  it('repeats each prompt and column K times, group-contiguous', async () => {
     const batch = rewardBatch([row('1+1=', { answer: '2' }), row('2+2=', { answer: '4' })], 3, ['2', '3', '2', '4', '4', '5'], [[6], [7], [6], [8], [8], [9]]);
     expect(batch.prompts).toEqual(['1+1=', '1+1=', '1+1=', '2+2=', '2+2=', '2+2=']);
     expect(batch['answer']).toEqual(['2', '2', '2', '4', '4', '4']);
@@ -58,7 +58,7 @@ describe('reward batch and advantages', () => {
     expect([...scored.rewards]).toEqual([1, 0, 1, 1]);
   });
 
-  it('group advantages: centred by the group mean, divided by the group std (+1e-4); constant groups give 0', () => {
+  it('group advantages: centred by the group mean, divided by the group std (+1e-4); constant groups give 0', async () => {
     const rewards = Float32Array.from([1, 0, 0, 0, 1, 1, 1, 1, 0.5, 0, 1, 0.5]);
     const { advantages, fracZeroStd, meanGroupStd } = rolloutAdvantages(rewards, 4, 'group');
     const expected: number[] = [];
@@ -79,7 +79,7 @@ describe('reward batch and advantages', () => {
     expect(none[1]).toBeCloseTo(-0.25, 6);
   });
 
-  it('concatenates scored rounds, keeping per-function values and error counts', () => {
+  it('concatenates scored rounds, keeping per-function values and error counts', async () => {
     const a = { rewards: Float32Array.of(1, 0), missing: Uint8Array.of(0, 0), perFunction: { f: [1, 0], g: [null, null] }, errors: [{ name: 'g', message: 'boom', count: 1 }] };
     const b = { rewards: Float32Array.of(1, 1), missing: Uint8Array.of(0, 0), perFunction: { f: [1, 1], g: [null, null] }, errors: [{ name: 'g', message: 'boom', count: 1 }] };
     const all = concatScores([a, b]);
@@ -89,7 +89,7 @@ describe('reward batch and advantages', () => {
     expect(m['reward/g/errors']).toBe(2);
   });
 
-  it('splits a pass into minibatches of consecutive completions', () => {
+  it('splits a pass into minibatches of consecutive completions', async () => {
     expect(minibatches(10, 4)).toEqual([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]);
     expect(minibatches(3, 0)).toEqual([[0, 1, 2]]);
   });
@@ -117,9 +117,9 @@ describe('loss plumbing on a hand-made batch', () => {
     return num / den;
   }
 
-  it('with one update per step, the gradient is exactly -mean_i A_i * mean_t grad log p (per-sequence, unpadded reference)', () => {
+  it('with one update per step, the gradient is exactly -mean_i A_i * mean_t grad log p (per-sequence, unpadded reference)', async () => {
     const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16 }), new Rng(3));
-    const batch = buildTokenBatch({ promptIds: prompts, completionIds: completions, truncated: [false, false, false, false] }, {
+    const batch = await buildTokenBatch({ promptIds: prompts, completionIds: completions, truncated: [false, false, false, false] }, {
       padTokenId: 0,
       temperature: 0.7,
       maskTruncatedCompletions: false,
@@ -153,12 +153,12 @@ describe('loss plumbing on a hand-made batch', () => {
     model.dispose();
   });
 
-  it('recomputed old log-probs (several updates per step) give the same first gradient and ratio 1', () => {
+  it('recomputed old log-probs (several updates per step) give the same first gradient and ratio 1', async () => {
     const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16 }), new Rng(4));
     const base = { promptIds: prompts, completionIds: completions, truncated: [false, false, false, false] };
     const opts = { padTokenId: 0, temperature: 1, maskTruncatedCompletions: false, reference: null };
-    const detached = buildTokenBatch(base, { ...opts, oldPolicy: null });
-    const recomputed = buildTokenBatch(base, { ...opts, oldPolicy: model });
+    const detached = await buildTokenBatch(base, { ...opts, oldPolicy: null });
+    const recomputed = await buildTokenBatch(base, { ...opts, oldPolicy: model });
     expect(recomputed.oldLogprobs).not.toBeNull();
     const mask = recomputed.lossMask;
     recomputed.oldLogprobs!.forEach((v, i) => {
@@ -172,12 +172,12 @@ describe('loss plumbing on a hand-made batch', () => {
     model.dispose();
   });
 
-  it('masks truncated completions out of the loss when asked', () => {
+  it('masks truncated completions out of the loss when asked', async () => {
     const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16 }), new Rng(5));
     const base = { promptIds: prompts, completionIds: completions, truncated: [false, true, false, true] };
     const opts = { padTokenId: 0, temperature: 1, oldPolicy: null, reference: null };
-    const kept = buildTokenBatch(base, { ...opts, maskTruncatedCompletions: false });
-    const masked = buildTokenBatch(base, { ...opts, maskTruncatedCompletions: true });
+    const kept = await buildTokenBatch(base, { ...opts, maskTruncatedCompletions: false });
+    const masked = await buildTokenBatch(base, { ...opts, maskTruncatedCompletions: true });
     const T = kept.layout.completionLength; // 3
     expect([...kept.lossMask]).toEqual([1, 1, 0, 1, 1, 1, 1, 0, 0, 1, 1, 1]);
     expect([...masked.lossMask]).toEqual([1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
@@ -191,13 +191,13 @@ describe('loss plumbing on a hand-made batch', () => {
     model.dispose();
   });
 
-  it('a reference equal to the policy gives KL 0 and the same gradient; the entropy bonus subtracts coef x H', () => {
+  it('a reference equal to the policy gives KL 0 and the same gradient; the entropy bonus subtracts coef x H', async () => {
     const model = CausalLM.create(tinyGpt2Config({ vocab_size: 22, n_positions: 16 }), new Rng(6));
     const ref = model.clone({ trainable: false });
     const base = { promptIds: prompts, completionIds: completions, truncated: [false, false, false, false] };
     const opts = { padTokenId: 0, temperature: 1, maskTruncatedCompletions: false, oldPolicy: null };
-    const withRef = buildTokenBatch(base, { ...opts, reference: ref });
-    const noRef = buildTokenBatch(base, { ...opts, reference: null });
+    const withRef = await buildTokenBatch(base, { ...opts, reference: ref });
+    const noRef = await buildTokenBatch(base, { ...opts, reference: null });
     let m!: ReturnType<typeof grpoObjective>['metrics'];
     const gRef = grads(() => {
       const out = grpoObjective(model, withRef, advantages, [0, 1, 2, 3], { loss: loss({ beta: 0.1 }), temperature: 1, entropyCoef: 0 });
@@ -243,7 +243,7 @@ describe('loss plumbing on a hand-made batch', () => {
 });
 
 describe('config', () => {
-  it('the defaults are valid and describe the demo', () => {
+  it('the defaults are valid and describe the demo', async () => {
     const c = GrpoConfig.defaults();
     expect(c.model.modelDir).toBeNull();
     expect(c.model.warmStart.preset).toBe('arithmetic-tiny');
@@ -251,7 +251,7 @@ describe('config', () => {
     expect(GrpoConfig.describe()).toMatch(/numGenerations/);
   });
 
-  it('names the bad field and its allowed range', () => {
+  it('names the bad field and its allowed range', async () => {
     const bad = (input: Record<string, unknown>): string => {
       try {
         parseGrpoConfig(input);
@@ -274,7 +274,7 @@ describe('config', () => {
     expect(bad({ rewards: [{ reward: 'a', name: 'x' }, { reward: 'b', name: 'x' }] })).toMatch(/"rewards\[1\].name" repeats "x"/);
   });
 
-  it('parses --reward name[:weight]', () => {
+  it('parses --reward name[:weight]', async () => {
     expect(parseRewardFlag('math')).toEqual({ reward: 'math', weight: 1 });
     expect(parseRewardFlag('format:0.2')).toEqual({ reward: 'format', weight: 0.2 });
     expect(parseRewardFlag('./my-reward.ts:-1e-1')).toEqual({ reward: './my-reward.ts', weight: -0.1 });
@@ -308,13 +308,13 @@ describe('data errors', () => {
     await expect(checkRewardColumns(rows, [{ name: 'em', fn: exactMatchReward({ column: 'solution' }) }])).resolves.toBeUndefined();
   });
 
-  it('a prompt too long for the context names its source', () => {
+  it('a prompt too long for the context names its source', async () => {
     expect(() => encodePromptRows([row('123456789012+1=', {}, 4)], tok, { maxPositions: 16, vocabSize: 22, maxCompletionLength: 4 })).toThrow(/row 4: the prompt is 16 tokens; with maxCompletionLength 4 that is 20 positions/);
   });
 });
 
 describe('warm start with an imperfect teacher', () => {
-  it('carry-free sums drop every carry', () => {
+  it('carry-free sums drop every carry', async () => {
     expect(carryFreeSum(47, 38)).toBe(75);
     expect(carryFreeSum(88, 87)).toBe(65);
     expect(carryFreeSum(12, 34)).toBe(46);
@@ -322,7 +322,7 @@ describe('warm start with an imperfect teacher', () => {
     expect(carryFreeSum(0, 0)).toBe(0);
   });
 
-  it('rewrites about the given fraction of carry problems, and only those', () => {
+  it('rewrites about the given fraction of carry problems, and only those', async () => {
     const { train } = makeArithmeticSplits({ trainSize: 2000, testSize: 10, seed: 0, digits: [2, 2], operations: ['+'] });
     const taught = withCarryErrors(train, 0.6, new Rng(1));
     let carries = 0;
@@ -343,7 +343,7 @@ describe('warm start with an imperfect teacher', () => {
     expect(withCarryErrors(train, 0, new Rng(1))).toEqual(train);
   });
 
-  it('keys the cache folder by the SFT settings and the teacher, and puts the teacher data in it', () => {
+  it('keys the cache folder by the SFT settings and the teacher, and puts the teacher data in it', async () => {
     const base = { preset: 'arithmetic-tiny', steps: 300, teacherCarryErrors: 0.6, cacheDir: '/tmp/cache' };
     const a = warmStartSftConfig(base);
     expect(a.steps).toBe(300);
@@ -359,7 +359,7 @@ describe('warm start with an imperfect teacher', () => {
 });
 
 describe('starting-model fingerprint', () => {
-  it('hashes model.safetensors, or the shard index and shards, and names a folder without weights', () => {
+  it('hashes model.safetensors, or the shard index and shards, and names a folder without weights', async () => {
     const single = join(dir, 'single');
     const sharded = join(dir, 'sharded');
     for (const d of [single, sharded]) rmSync(d, { recursive: true, force: true });

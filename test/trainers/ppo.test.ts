@@ -78,14 +78,14 @@ describe('token rewards', () => {
   const ref = [-1.5, -1, -0.5, -2, -1, -1, -1, -1, -1, -1, -1.75, -1];
   const scores = [1, 2, 5, -1];
 
-  it('-klCoef x (logp_old - logp_ref) on every real token, the score on the last real token, 0 on padding; an empty completion gets nothing', () => {
+  it('-klCoef x (logp_old - logp_ref) on every real token, the score on the last real token, 0 on padding; an empty completion gets nothing', async () => {
     const r = tokenRewards(handBatch({ old, ref }), scores, 0.5);
     // row 0: KL -0.25, 0.5, 0 (+ score 1 on t = 2); row 1: KL 0.5 + score 2; row 2: empty;
     // row 3: KL 0.125, -0.5 + score -1.
     expect([...r]).toEqual([-0.25, 0.5, 1, 2.5, 0, 0, 0, 0, 0, 0.125, -1.5, 0]);
   });
 
-  it('only the scores when klCoef is 0 or there is no reference; the scores must match the rows', () => {
+  it('only the scores when klCoef is 0 or there is no reference; the scores must match the rows', async () => {
     const only = [0, 0, 1, 2, 0, 0, 0, 0, 0, 0, -1, 0];
     expect([...tokenRewards(handBatch({ old, ref }), scores, 0)]).toEqual(only);
     expect([...tokenRewards(handBatch({ old }), scores, 0.5)]).toEqual(only);
@@ -103,7 +103,7 @@ describe('GAE targets', () => {
   };
   const real = (k: number): boolean => k % T < LENGTHS[Math.floor(k / T)]!;
 
-  it('gamma = lambda = 1, no KL, no whitening: A_t = score - V_t and R_t = score on every real token, 0 elsewhere', () => {
+  it('gamma = lambda = 1, no KL, no whitening: A_t = score - V_t and R_t = score on every real token, 0 elsewhere', async () => {
     const out = ppoTargets(handBatch({ values }), scores, plain);
     close(out.advantages, values.map((v, k) => (real(k) ? scores[Math.floor(k / T)]! - v : 0)));
     close(out.returns, values.map((_, k) => (real(k) ? scores[Math.floor(k / T)]! : 0)));
@@ -113,7 +113,7 @@ describe('GAE targets', () => {
     expect(out.returnsMean).toBeCloseTo(rs.reduce((a, b) => a + b, 0) / 6, 6);
   });
 
-  it('with KL in the reward, R_t is the reward-to-go: score + the KL terms from t on', () => {
+  it('with KL in the reward, R_t is the reward-to-go: score + the KL terms from t on', async () => {
     const old = [-1, -2, -0.5, -3, 0, 0, 0, 0, 0, -1.25, -0.75, 0];
     const ref = [-1.5, -1, -0.5, -2, 0, 0, 0, 0, 0, -1, -1.75, 0];
     const batch = handBatch({ old, ref, values });
@@ -122,7 +122,7 @@ describe('GAE targets', () => {
     close(out.returns, [1.25, 1.5, 1, 1, 0, 0, 0, 0, 0, -2.375, -2.5, 0]);
   });
 
-  it('lambdaActor < 1 discounts the later TD errors in the advantage; lambdaCritic = 1 keeps R_t = score', () => {
+  it('lambdaActor < 1 discounts the later TD errors in the advantage; lambdaCritic = 1 keeps R_t = score', async () => {
     const out = ppoTargets(handBatch({ values }), scores, { ...plain, lambdaActor: 0.5 });
     const [v0, v1, v2] = values as [number, number, number];
     const a2 = scores[0]! - v2;
@@ -132,7 +132,7 @@ describe('GAE targets', () => {
     close(out.returns.subarray(0, 3), [1, 1, 1]);
   });
 
-  it('explained variance is 1 when the values equal the returns (padding does not count), lower when they do not', () => {
+  it('explained variance is 1 when the values equal the returns (padding does not count), lower when they do not', async () => {
     const exact = values.map((v, k) => (real(k) ? scores[Math.floor(k / T)]! : v));
     const out = ppoTargets(handBatch({ values: exact }), scores, plain);
     expect(out.explainedVariance).toBeCloseTo(1, 6);
@@ -140,7 +140,7 @@ describe('GAE targets', () => {
     expect(ppoTargets(handBatch({ values }), scores, plain).explainedVariance).toBeLessThan(0.9);
   });
 
-  it('whitening: mean 0 and std 1 over the loss-mask tokens, 0 off it (a masked row included)', () => {
+  it('whitening: mean 0 and std 1 over the loss-mask tokens, 0 off it (a masked row included)', async () => {
     const lossMask = [1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0]; // row 1 masked out (e.g. truncated)
     const out = ppoTargets(handBatch({ values }, lossMask), scores, { ...plain, whitenAdvantages: true });
     const on = [...out.advantages].filter((_, k) => lossMask[k] === 1);
@@ -156,7 +156,7 @@ describe('GAE targets', () => {
 });
 
 describe('the critic update', () => {
-  it('lowers the value loss on a fixed batch and moves only the critic (trunk and head), never the policy; no tensors leak', () => {
+  it('lowers the value loss on a fixed batch and moves only the critic (trunk and head), never the policy; no tensors leak', async () => {
     const start = tf.memory().numTensors;
     const policy = CausalLM.create(tiny(), new Rng(3));
     const trunk = policy.clone({ trainable: true });
@@ -164,7 +164,7 @@ describe('the critic update', () => {
     const critic: ValueModel = { trunk, head };
     const variables = [...trunk.variables, ...head.variables];
     const optimizer = createAdamW(variables, { learningRate: 1e-2, beta1: 0.9, beta2: 0.99, weightDecay: 0 });
-    const batch = buildTokenBatch({ promptIds: PROMPTS, completionIds: COMPLETIONS, truncated: [false, false, false, false] }, {
+    const batch = await buildTokenBatch({ promptIds: PROMPTS, completionIds: COMPLETIONS, truncated: [false, false, false, false] }, {
       padTokenId: 0,
       temperature: 1,
       maskTruncatedCompletions: false,
@@ -188,18 +188,18 @@ describe('the critic update', () => {
     const headBefore = snapshot(head.variables);
     const rows = [0, 1, 2, 3];
     const options = { valueClip: 0.2, learningRate: 1e-2, gradClip: 1 };
-    const first = criticUpdate(critic, variables, optimizer, batch, returns, rows, options);
+    const first = await criticUpdate(critic, optimizer, batch, returns, rows, options);
     expect(first.valueLoss).toBeCloseTo(expectedFirst, 5);
     expect(first.valueClipRatio).toBe(0); // V = V_old: nothing to clip yet
     expect(Number.isFinite(first.gradNorm) && first.gradNorm > 0).toBe(true);
     const afterFirst = tf.memory().numTensors;
     const losses = [first.valueLoss];
-    for (let i = 0; i < 9; i++) losses.push(criticUpdate(critic, variables, optimizer, batch, returns, rows, { ...options, valueClip: 0 }).valueLoss);
+    for (let i = 0; i < 9; i++) losses.push((await criticUpdate(critic, optimizer, batch, returns, rows, { ...options, valueClip: 0 })).valueLoss);
     expect(tf.memory().numTensors).toBe(afterFirst); // flat across updates
     // Below what any constant value could reach: the critic tells the states apart.
     expect(losses[losses.length - 1]!).toBeLessThan(0.5 * constantBest);
     // The values have moved far from V_old: a tight clip is active on most tokens.
-    expect(criticUpdate(critic, variables, optimizer, batch, returns, rows, { ...options, valueClip: 1e-4 }).valueClipRatio).toBeGreaterThan(0.5);
+    expect((await criticUpdate(critic, optimizer, batch, returns, rows, { ...options, valueClip: 1e-4 })).valueClipRatio).toBeGreaterThan(0.5);
 
     expect(sameValues(snapshot(policy.variables), policyBefore)).toBe(true);
     expect(sameValues(snapshot(trunk.variables), trunkBefore)).toBe(false);
@@ -218,18 +218,18 @@ describe('the policy update', () => {
   const advantages = Float32Array.from([1.5, -0.5, 0.25, -1, 7, 7, 7, 7, 7, 0.75, 2, 7]);
 
   /** The gradients the optimizer is handed by one `policyUpdate`, in `model.variables` order (the step itself is skipped). */
-  function capturedGradients(model: CausalLM, optimizer: AdamW, run: () => void): Float32Array[] {
+  async function capturedGradients(model: CausalLM, optimizer: AdamW, run: () => Promise<unknown>): Promise<Float32Array[]> {
     let captured: Float32Array[] = [];
     const spy = vi.spyOn(optimizer, 'applyGradients').mockImplementation((grads: Record<string, tf.Tensor>) => {
       captured = model.variables.map((v) => (grads[v.name]!.dataSync() as Float32Array).slice());
     });
-    run();
+    await run();
     expect(spy).toHaveBeenCalledTimes(1);
     spy.mockRestore();
     return captured;
   }
 
-  function tokenBatch(model: CausalLM, reference: CausalLM | null): TokenBatch {
+  function tokenBatch(model: CausalLM, reference: CausalLM | null): Promise<TokenBatch> {
     return buildTokenBatch({ promptIds: PROMPTS, completionIds: COMPLETIONS, truncated: [false, false, false, false] }, {
       padTokenId: 0,
       temperature: 0.7,
@@ -239,13 +239,13 @@ describe('the policy update', () => {
     });
   }
 
-  it('at ratio 1 (logp_old = current), bnpo: the gradient is -mean over the minibatch tokens of A_t grad logp_t (each row alone, unpadded)', () => {
+  it('at ratio 1 (logp_old = current), bnpo: the gradient is -mean over the minibatch tokens of A_t grad logp_t (each row alone, unpadded)', async () => {
     const model = CausalLM.create(tiny(), new Rng(6));
     const optimizer = createAdamW(model.variables, { learningRate: 1e-3, beta1: 0.9, beta2: 0.99, weightDecay: 0 });
-    const batch = tokenBatch(model, null);
+    const batch = await tokenBatch(model, null);
     const rows = [3, 0, 1]; // a minibatch, out of order
-    let metrics!: ReturnType<typeof policyUpdate>;
-    const ours = capturedGradients(model, optimizer, () => (metrics = policyUpdate(model, optimizer, batch, advantages, rows, options)));
+    let metrics!: Awaited<ReturnType<typeof policyUpdate>>;
+    const ours = await capturedGradients(model, optimizer, async () => (metrics = await policyUpdate(model, optimizer, batch, advantages, rows, options)));
 
     const count = rows.reduce((n, i) => n + LENGTHS[i]!, 0);
     const { value, grads } = tf.variableGrads(() => {
@@ -274,13 +274,13 @@ describe('the policy update', () => {
     model.dispose();
   });
 
-  it('a real step raises the log-probs of positive-advantage tokens and lowers those of negative ones', () => {
+  it('a real step raises the log-probs of positive-advantage tokens and lowers those of negative ones', async () => {
     const model = CausalLM.create(tiny(), new Rng(7));
     const optimizer = createAdamW(model.variables, { learningRate: 1e-2, beta1: 0.9, beta2: 0.99, weightDecay: 0 });
-    const batch = tokenBatch(model, null);
+    const batch = await tokenBatch(model, null);
     const adv = Float32Array.from([1, 1, 1, -1, 0, 0, 0, 0, 0, 0, 0, 0]);
     const before = logprobsNoGrad(model, batch.layout, 0.7);
-    for (let i = 0; i < 3; i++) policyUpdate(model, optimizer, batch, adv, [0, 1], { ...options, gradClip: 1 });
+    for (let i = 0; i < 3; i++) await policyUpdate(model, optimizer, batch, adv, [0, 1], { ...options, gradClip: 1 });
     const after = logprobsNoGrad(model, batch.layout, 0.7);
     const sum = (a: Float32Array, from: number, n: number): number => [...a.subarray(from, from + n)].reduce((x, y) => x + y, 0);
     expect(sum(after, 0, 3)).toBeGreaterThan(sum(before, 0, 3));
@@ -289,21 +289,21 @@ describe('the policy update', () => {
     model.dispose();
   });
 
-  it('beta > 0 with the reference = a copy of the policy: KL 0 and the same gradient as beta = 0; another reference gives its k3', () => {
+  it('beta > 0 with the reference = a copy of the policy: KL 0 and the same gradient as beta = 0; another reference gives its k3', async () => {
     const model = CausalLM.create(tiny(), new Rng(8));
     const copy = model.clone({ trainable: false });
     const other = CausalLM.create(tiny(), new Rng(9));
     const optimizer = createAdamW(model.variables, { learningRate: 1e-3, beta1: 0.9, beta2: 0.99, weightDecay: 0 });
     const rows = [0, 1, 2, 3];
-    const same = tokenBatch(model, copy);
-    let m!: ReturnType<typeof policyUpdate>;
-    const gKl = capturedGradients(model, optimizer, () => (m = policyUpdate(model, optimizer, same, advantages, rows, { ...options, beta: 0.5 })));
+    const same = await tokenBatch(model, copy);
+    let m!: Awaited<ReturnType<typeof policyUpdate>>;
+    const gKl = await capturedGradients(model, optimizer, async () => (m = await policyUpdate(model, optimizer, same, advantages, rows, { ...options, beta: 0.5 })));
     expect(Math.abs(m.kl)).toBeLessThan(1e-6);
-    const g0 = capturedGradients(model, optimizer, () => policyUpdate(model, optimizer, same, advantages, rows, options));
+    const g0 = await capturedGradients(model, optimizer, () => policyUpdate(model, optimizer, same, advantages, rows, options));
     expect(maxRelDiff(gKl, g0)).toBeLessThan(1e-4);
 
-    const far = tokenBatch(model, other);
-    const gFar = capturedGradients(model, optimizer, () => (m = policyUpdate(model, optimizer, far, advantages, rows, { ...options, beta: 0.5 })));
+    const far = await tokenBatch(model, other);
+    const gFar = await capturedGradients(model, optimizer, async () => (m = await policyUpdate(model, optimizer, far, advantages, rows, { ...options, beta: 0.5 })));
     const lp = logprobsNoGrad(model, far.layout, 0.7);
     let k3 = 0;
     far.lossMask.forEach((on, k) => {
@@ -331,13 +331,13 @@ describe('config', () => {
     throw new Error(`expected a ConfigError for ${JSON.stringify(input)}`);
   };
 
-  it('the defaults are valid', () => {
+  it('the defaults are valid', async () => {
     const c = PpoConfig.defaults();
     expect(c.criticWarmupSteps).toBeLessThan(c.steps);
     expect(parsePpoConfig({ steps: 5, criticWarmupSteps: 4 }).criticWarmupSteps).toBe(4);
   });
 
-  it('names the bad field and its range', () => {
+  it('names the bad field and its range', async () => {
     expect(bad({ criticLearningRate: 0 })).toMatch(/"criticLearningRate" must be > 0.*got 0/);
     expect(bad({ lambdaActor: 1.5 })).toMatch(/"lambdaActor" must be .*<= 1.*got 1.5/);
     expect(bad({ lambdaCritic: -0.1 })).toMatch(/"lambdaCritic" must be >= 0.*got -0.1/);

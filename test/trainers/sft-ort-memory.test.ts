@@ -19,7 +19,7 @@ beforeAll(useCpu);
 describe('SFT on onnxruntime: memory', () => {
   it('100 steps keep the tensor count and bytes flat, and learn', async () => {
     const model = CausalLM.create(tinyGpt2Config({ vocab_size: 16, n_positions: 8, n_embd: 16, n_layer: 2, n_head: 2 }), new Rng(1));
-    const trainer = await OrtTrainer.create(model);
+    const trainer = await OrtTrainer.create(model.config);
     const optimizer = createAdamW(model.variables, { learningRate: 1e-2, weightDecay: 0, beta1: 0.9, beta2: 0.99, adamEpsilon: 1e-8 });
     const rng = new Rng(2);
     const B = 4;

@@ -25,7 +25,9 @@
  *   rope     y = x cos + rot(x) sin, rot([x1, x2]) = [-x2, x1]:  dx = g cos + rot^T(g sin),
  *                             rot^T([a, b]) = [b, -a]
  *   reshape, transpose, split: the inverse rearrangement.
- *   tokenLogprobs  lp = log softmax(z / tau)[label]:  dz = g (onehot(label) - softmax(z / tau)) / tau
+ *   lastPositions  y = x[:, S-N:]:  dx = g padded with N zeros in front along the axis
+ *   tokenStats  lp = log softmax(z / tau)[label], H = -sum p log p with p = softmax(z / tau):
+ *            dz = (g_lp (onehot(label) - p) - g_H p (log p + H)) / tau
  */
 import { type DTypeName, type Dim, GraphBuilder } from './graph.ts';
 
@@ -91,8 +93,13 @@ export class DiffGraph {
    * shape) with respect to every value that carries `grad`. Returns name -> gradient name
    * (values that the seed does not reach are absent).
    */
-  backward(seed: Val, seedGrad: string): Map<string, string> {
-    this.grads = new Map([[seed.name, seedGrad]]);
+  backward(seed: Val, seedGrad: string): Map<string, string>;
+  /** Several seeds at once (e.g. log-probs and entropies): the gradient of the sum of their products with their upstream gradients. */
+  backward(seeds: ReadonlyArray<readonly [Val, string]>): Map<string, string>;
+  backward(seed: Val | ReadonlyArray<readonly [Val, string]>, seedGrad?: string): Map<string, string> {
+    const seeds = Array.isArray(seed) ? (seed as ReadonlyArray<readonly [Val, string]>) : [[seed as Val, seedGrad!] as const];
+    this.grads = new Map();
+    for (const [v, g] of seeds) this.accumulate(v, g);
     for (let i = this.tape.length - 1; i >= 0; i--) {
       const { outs, rule } = this.tape[i]!;
       const gs = outs.map((o) => this.grads.get(o.name));
@@ -286,19 +293,69 @@ export class DiffGraph {
     });
   }
 
+  /**
+   * The last `n` positions along `axis` (n: an int64 [1] value, e.g. the length of the
+   * labels): x[..., S - n:, ...]. The trainers score only the completion positions, so the
+   * LM head and the vocabulary-sized softmax run over those alone.
+   */
+  lastPositions(x: Val, n: string, axis: number): Val {
+    const y = this.out('last', x.rank, x);
+    this.g.op('Slice', [x.name, this.g.op('Neg', [n]), this.g.int64s([2 ** 53 - 1]), this.g.int64s([axis])], {}, { output: y.name });
+    return this.record(y, (g) => {
+      const S = this.g.op('Gather', [this.g.op('Shape', [x.name]), this.g.int64s([axis])], { axis: 0 }); // [1]
+      const front = this.g.op('Sub', [S, n]);
+      const zeros = (k: number): string[] => Array.from({ length: k }, () => this.g.int64s([0]));
+      const pads = this.g.op('Concat', [...zeros(axis), front, ...zeros(x.rank - axis - 1), ...zeros(x.rank)], { axis: 0 });
+      this.accumulate(x, this.g.op('Pad', [g, pads], { mode: 'constant' }));
+    });
+  }
+
   /** log softmax(z / tau)[label] over the last axis: z [.., V], labels int64 [..] -> [..]. */
   tokenLogprobs(z: Val, labels: string, vocab: number, tau: number): Val {
-    const y = this.out('logprob', z.rank - 1, z);
+    return this.tokenStats(z, labels, vocab, tau, false).logprobs;
+  }
+
+  /**
+   * The label's log-prob and (with `entropy`) the entropy of softmax(z / tau) over the last
+   * axis: z [.., V], labels int64 [..] -> [..] each. One softmax serves both and their
+   * gradients.
+   */
+  tokenStats(z: Val, labels: string, vocab: number, tau: number, entropy: boolean): { logprobs: Val; entropy: Val | null } {
+    const lp = this.out('logprob', z.rank - 1, z);
     const scaled = tau === 1 ? z.name : this.g.op('Mul', [z.name, this.g.floats([1 / tau])]);
     const lsm = this.g.op('LogSoftmax', [scaled], { axis: -1 });
     const idx = this.g.op('Unsqueeze', [labels, this.g.int64s([-1])]);
-    this.g.op('Squeeze', [this.g.op('GatherElements', [lsm, idx], { axis: -1 }), this.g.int64s([-1])], {}, { output: y.name });
-    return this.record(y, (g) => {
-      const onehot = this.g.op('OneHot', [labels, this.g.int64s([vocab], []), this.g.floats([0, 1], [2])], { axis: -1 });
-      const diff = this.g.op('Sub', [onehot, this.g.op('Exp', [lsm])]);
-      const gz = this.g.op('Mul', [diff, this.g.op('Unsqueeze', [g, this.g.int64s([-1])])]);
-      this.accumulate(z, tau === 1 ? gz : this.g.op('Mul', [gz, this.g.floats([1 / tau])]));
-    });
+    this.g.op('Squeeze', [this.g.op('GatherElements', [lsm, idx], { axis: -1 }), this.g.int64s([-1])], {}, { output: lp.name });
+    let ent: Val | null = null;
+    let p = '';
+    const lastAxis = this.g.int64s([-1]);
+    if (entropy) {
+      ent = this.out('entropy', z.rank - 1, z);
+      p = this.g.op('Exp', [lsm]);
+      this.g.op('Neg', [this.g.op('ReduceSum', [this.g.op('Mul', [p, lsm]), lastAxis], { keepdims: 0 })], {}, { output: ent.name });
+    }
+    if (z.grad) {
+      const outs = ent ? [lp, ent] : [lp];
+      this.tape.push({
+        outs,
+        rule: ([gLp, gH]) => {
+          const probs = p || this.g.op('Exp', [lsm]);
+          const terms: string[] = [];
+          if (gLp) {
+            const onehot = this.g.op('OneHot', [labels, this.g.int64s([vocab], []), this.g.floats([0, 1], [2])], { axis: -1 });
+            terms.push(this.g.op('Mul', [this.g.op('Sub', [onehot, probs]), this.g.op('Unsqueeze', [gLp, lastAxis])]));
+          }
+          if (gH && ent) {
+            // dH/du = -p (log p + H), u = z / tau
+            const inner = this.g.op('Add', [lsm, this.g.op('Unsqueeze', [ent.name, lastAxis])]);
+            terms.push(this.g.op('Mul', [this.g.op('Mul', [probs, inner]), this.g.op('Unsqueeze', [this.g.op('Neg', [gH]), lastAxis])]));
+          }
+          const gz = terms.length === 1 ? terms[0]! : this.g.op('Add', terms);
+          this.accumulate(z, tau === 1 ? gz : this.g.op('Mul', [gz, this.g.floats([1 / tau])]));
+        },
+      });
+    }
+    return { logprobs: lp, entropy: ent };
   }
 }
 

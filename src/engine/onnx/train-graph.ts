@@ -1,20 +1,35 @@
 /**
  * The training graph of a causal LM on onnxruntime: the full forward (no KV cache) of
  * `causal-lm-graph.ts`'s equations built with the differentiable operators of
- * `autodiff.ts`, the per-token log-probs of given labels, and the backward pass of an
- * upstream gradient on those log-probs to every parameter:
+ * `autodiff.ts`, the per-token quantities of the last N positions, and the backward pass of
+ * their upstream gradients to every parameter. Two heads:
  *
- *   inputs   input_ids, attention_mask, position_ids, labels [batch, seq] int64,
- *            dlogprobs [batch, seq] float (d loss / d logprob of each label; 0 = ignored),
- *            the weights (Hugging Face names, our [in, out] layout)
- *   outputs  logprobs [batch, seq] = log softmax(logits / temperature)[label],
- *            grad.<parameter> for every parameter
+ *   head 'lm' (a policy):
+ *     inputs   input_ids, attention_mask, position_ids [batch, seq] int64,
+ *              labels [batch, N] int64 (N <= seq: the last N positions are scored),
+ *              dlogprobs [batch, N] (d loss / d logprob of each label; 0 = ignored),
+ *              dentropy [batch, N] (with `entropyGradient`),
+ *              the weights (Hugging Face names, our [in, out] layout)
+ *     outputs  logprobs [batch, N] = log softmax(logits / temperature)[label],
+ *              entropy [batch, N] of softmax(logits / temperature) (with `entropy`),
+ *              grad.<parameter>
+ *   head 'value' (a critic: the trunk plus TRL's v_head.summary.{weight [D, 1], bias [1]}):
+ *     inputs   input_ids, attention_mask, position_ids, num_scored [1] int64 (N),
+ *              dvalues [batch, N], the trunk's weights (no LM head) and the head's
+ *     outputs  values [batch, N] = h . w + b on the final-norm hidden states, grad.<parameter>
+ *
+ * With `backward: false` the graph is the forward alone (no d* inputs, no grad.* outputs):
+ * onnxruntime runs every node of a session whatever outputs are fetched (measured), so the
+ * forward-only runs (old-policy, reference and critic values, and the first pass of a
+ * policy-gradient step) get their own graph.
  *
  * This is the per-token boundary the trainers use: the objectives (on tfjs, over small
- * [N, T] tensors) turn log-probs into a loss and its gradient d loss / d logprob; the engine
- * back-propagates that through the model. SFT's gradient on the log-probs is known before
- * the forward (-mask / count), so SFT needs one run; a policy-gradient loss needs the
- * log-probs first (one forward-only run of the sampler's engine), then this graph.
+ * [N, T] tensors) turn log-probs, entropies and values into a loss and its gradient with
+ * respect to them; the engine back-propagates that through the model. SFT's gradient on the
+ * log-probs is known before the forward (-mask / count), so SFT needs one run; a
+ * policy-gradient loss needs the log-probs first (the forward-only graph), then this one.
+ * Gradients are emitted only for the parameters the outputs reach (a critic's trunk has no
+ * use for an untied LM head).
  */
 import type { CausalLMConfig } from '../../lm/config.ts';
 import { modelDims } from '../../lm/config.ts';
@@ -27,6 +42,27 @@ const MASKED = -1e9;
 export interface TrainGraphOptions {
   /** Log-probs of softmax(logits / temperature). Default 1. */
   temperature?: number;
+  /** 'lm' (log-probs, entropies) or 'value' (a critic's values). Default 'lm'. */
+  head?: 'lm' | 'value';
+  /** Emit the backward pass. Default true. */
+  backward?: boolean;
+  /** Output the entropies (head 'lm'). Default false. */
+  entropy?: boolean;
+  /** Back-propagate an upstream gradient on the entropies too (input dentropy; implies `entropy`). Default false. */
+  entropyGradient?: boolean;
+}
+
+/** The value head's parameters (TRL's names; our [D, 1] layout for the weight). */
+export const VALUE_HEAD_PARAMS = (hiddenSize: number): { name: string; shape: number[] }[] => [
+  { name: 'v_head.summary.weight', shape: [hiddenSize, 1] },
+  { name: 'v_head.summary.bias', shape: [1] },
+];
+
+/** The parameters a graph takes as inputs, in order: the model's (without the LM head for 'value'), then the value head's. */
+export function trainGraphParams(config: CausalLMConfig, head: 'lm' | 'value' = 'lm'): { name: string; shape: number[] }[] {
+  const specs = parameterSpecs(config).map((s) => ({ name: s.name, shape: [...s.shape] }));
+  if (head === 'lm') return specs;
+  return [...specs.filter((s) => s.name !== 'lm_head.weight'), ...VALUE_HEAD_PARAMS(modelDims(config).hiddenSize)];
 }
 
 /** Name of the gradient output of a parameter. */
@@ -35,23 +71,29 @@ export const gradName = (param: string): string => `grad.${param}`;
 export function causalLMTrainGraph(config: CausalLMConfig, options: TrainGraphOptions = {}): SerializedModel {
   const d = modelDims(config);
   const { hiddenSize: D, numHeads: H, numKvHeads: Hkv, headDim: Dh, numLayers: L, vocabSize: V } = d;
-  const t = new DiffGraph(`${config.model_type}_causal_lm_train`);
+  const head = options.head ?? 'lm';
+  const backward = options.backward ?? true;
+  const entropyGradient = head === 'lm' && backward && (options.entropyGradient ?? false);
+  const withEntropy = head === 'lm' && (entropyGradient || (options.entropy ?? false));
+  const t = new DiffGraph(`${config.model_type}_causal_lm_${head === 'lm' ? '' : 'value_'}${backward ? 'train' : 'forward'}`);
   const g = t.g;
   const W = new Map<string, Val>();
-  const specs = parameterSpecs(config);
-  for (const s of specs) W.set(s.name, t.input(s.name, 'float', s.shape, true));
+  const specs = trainGraphParams(config, head);
+  for (const s of specs) W.set(s.name, t.input(s.name, 'float', s.shape, backward));
   const w = (name: string): Val => {
     const v = W.get(name);
     if (!v) throw new Error(`causalLMTrainGraph: no parameter ${name}`);
     return v;
   };
   const maybe = (name: string): Val | null => W.get(name) ?? null;
+  if (head === 'value' && options.entropy) throw new Error('causalLMTrainGraph: entropies come from the LM head, not the value head');
 
   const ids = t.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
   const maskIn = t.input('attention_mask', 'int64', ['batch_size', 'sequence_length']);
   const positions = t.input('position_ids', 'int64', ['batch_size', 'sequence_length']);
-  const labels = t.input('labels', 'int64', ['batch_size', 'sequence_length']);
-  const dlogprobs = t.input('dlogprobs', 'float', ['batch_size', 'sequence_length']);
+  const scored = ['batch_size', 'num_scored'];
+  const labels = head === 'lm' ? t.input('labels', 'int64', scored) : null;
+  const numScored = head === 'lm' ? g.op('Slice', [g.op('Shape', [labels!.name]), g.int64s([1]), g.int64s([2])]) : t.input('num_scored', 'int64', [1]).name;
 
   // Attention bias [B, 1, S, S]: causal and padded keys masked (a constant).
   const one = g.int64s([1], []);
@@ -129,20 +171,32 @@ export function causalLMTrainGraph(config: CausalLMConfig, options: TrainGraphOp
     const m = t.mul(t.silu(t.matmul(h2, w(p + 'mlp.gate_proj.weight'))), t.matmul(h2, w(p + 'mlp.up_proj.weight')));
     x = t.add(x, t.matmul(m, w(p + 'mlp.down_proj.weight')));
   }
-  const h = config.model_type === 'gpt2' ? norm(x, 'transformer.ln_f') : norm(x, 'model.norm.weight');
-  const logits = config.tie_word_embeddings
-    ? t.matmul(h, t.transpose(w(config.model_type === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight'), [1, 0]))
-    : t.matmul(h, w('lm_head.weight'));
-  const logprobs = t.tokenLogprobs(logits, labels.name, V, options.temperature ?? 1);
-  g.op('Identity', [logprobs.name], {}, { output: 'logprobs' });
-  g.output('logprobs', 'float', ['batch_size', 'sequence_length']);
+  const final = t.lastPositions(x, numScored, 1); // [B, N, D]: only the scored positions go on
+  const h = config.model_type === 'gpt2' ? norm(final, 'transformer.ln_f') : norm(final, 'model.norm.weight');
+  const seeds: [Val, string][] = [];
+  const output = (v: Val, name: string, grad: string | null): void => {
+    g.op('Identity', [v.name], {}, { output: name });
+    g.output(name, 'float', scored);
+    if (grad) seeds.push([v, t.input(grad, 'float', scored).name]);
+  };
+  if (head === 'lm') {
+    const logits = config.tie_word_embeddings
+      ? t.matmul(h, t.transpose(w(config.model_type === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight'), [1, 0]))
+      : t.matmul(h, w('lm_head.weight'));
+    const stats = t.tokenStats(logits, labels!.name, V, options.temperature ?? 1, withEntropy);
+    output(stats.logprobs, 'logprobs', backward ? 'dlogprobs' : null);
+    if (stats.entropy) output(stats.entropy, 'entropy', entropyGradient ? 'dentropy' : null);
+  } else {
+    const values = t.reshape(t.add(t.matmul(h, w('v_head.summary.weight')), w('v_head.summary.bias')), [0, 0]); // [B, N]
+    output(values, 'values', backward ? 'dvalues' : null);
+  }
+  if (!backward) return g.serialize();
 
-  const grads = t.backward(logprobs, dlogprobs.name);
+  const grads = t.backward(seeds);
   for (const s of specs) {
     const gn = grads.get(s.name);
-    // A parameter the loss cannot reach (none in these models) gets an explicit zero.
-    const src = gn ?? g.op('Mul', [s.name, g.floats([0])]);
-    g.op('Identity', [src], {}, { output: gradName(s.name) });
+    if (!gn) continue; // not reached by the outputs
+    g.op('Identity', [gn], {}, { output: gradName(s.name) });
     g.output(gradName(s.name), 'float', s.shape);
   }
   return g.serialize();
