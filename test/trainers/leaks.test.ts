@@ -62,8 +62,9 @@ function sevens(batch: RewardBatch): number[] {
 const quiet = { quiet: true, handleSigint: false } as const;
 
 describe('no tensor outlives a training run', () => {
-  it('GRPO with a reference model (beta > 0), two updates per step, evaluation and checkpoints: zero leaked tensors', async () => {
+  it.each(['tfjs', 'onnxruntime'])('GRPO on %s with a reference model (beta > 0), two updates per step, evaluation and checkpoints: zero leaked tensors', async (engine) => {
     const config = parseGrpoConfig({
+      engine,
       model: { modelDir: initDir },
       data: { trainFile, testFile },
       steps: 3,
@@ -78,7 +79,7 @@ describe('no tensor outlives a training run', () => {
       saveEvery: 2,
       evalEvery: 2,
       report: false,
-      outDir: join(dir, 'grpo'),
+      outDir: join(dir, `grpo-${engine}`),
     });
     const before = tf.memory().numTensors;
     const result = await trainGrpo(config, { ...quiet, rewards: [{ name: 'sevens', fn: sevens }] });
