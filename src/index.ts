@@ -201,7 +201,9 @@ export { OrtCausalLM, readWeights, type OrtCausalLMOptions, type WeightRoute } f
 export { onnxSampler, type EngineSampler, type OnnxSamplerOptions } from './engine/onnx/sampler.ts';
 export { exportOnnx, EXTERNAL_DATA_BYTES, type ExportOptions, type ExportResult } from './engine/onnx/export.ts';
 export { loadOrt, ortAvailable, createSession, type SessionOptions } from './engine/onnx/runtime.ts';
-export { openSampler } from './trainers/sampling-engine.ts';
+export { openRlEngines, openSampler, type RlEngines } from './trainers/sampling-engine.ts';
+export { OrtTrainer, type OrtTrainerOptions, type ScoreBatch, type TokenOutputs, type WeightSource } from './engine/onnx/trainer.ts';
+export { type StepResult as TokenStepResult, type TokenEngine, type TokenObjective, type TokenStats, ortCritic, ortPolicy, scoreBatch, tfjsCritic, tfjsPolicy } from './trainers/token-engine.ts';
 export { ENGINES, type EngineChoice } from './trainers/sft-config.ts';
 // lm per-token boundary and value head
 export {
@@ -324,6 +326,7 @@ export {
   GRPO_STATE_FORMAT,
   collectStep,
   grpoObjective,
+  grpoStatsObjective,
   grpoUpdate,
   informativeGroups,
   optimizeStep,
@@ -346,7 +349,9 @@ export {
   type PpoTrainerState,
   CRITIC_DIR,
   PPO_STATE_FORMAT,
+  criticObjective,
   criticUpdate,
+  policyObjective,
   policyUpdate,
   ppoStep,
   ppoTargets,
