@@ -20,7 +20,7 @@ export type EngineChoice = (typeof ENGINES)[number];
 export const engineField = z
   .enum(ENGINES)
   .default('auto')
-  .describe('engine that samples completions and trains the warm start: onnxruntime (both cores), tfjs, or auto (onnxruntime when onnxruntime-node loads); the GRPO/PPO update runs on tfjs');
+  .describe('engine that samples completions, trains the warm start and computes the updates\' forward and backward passes (policy, reference, critic): onnxruntime (both cores), tfjs, or auto (onnxruntime when onnxruntime-node loads); clipping and AdamW run on tfjs');
 
 /** The `saveTotalLimit` config field, shared by every trainer (TRL's name). */
 export const saveTotalLimitField = z
