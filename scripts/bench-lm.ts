@@ -25,8 +25,9 @@ import * as tf from '@tensorflow/tfjs';
 import { describeEngine, initEngine } from '../src/engine/tfjs/backend.ts';
 import { AdamW } from '../src/engine/tfjs/optim.ts';
 import { Rng } from '../src/core/rng.ts';
-import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig } from '../src/lm/config.ts';
+import { type CausalLMConfig, tinyGpt2Config } from '../src/lm/config.ts';
 import { CausalLM } from '../src/lm/model.ts';
+import { smolLM2Shape } from './model-shapes.ts';
 import { generate } from '../src/lm/sampler.ts';
 import { tokenLogprobs } from '../src/objectives/logprobs.ts';
 
@@ -58,18 +59,7 @@ const MODELS: Array<{ name: string; config: CausalLMConfig; sample: boolean; ste
   },
   {
     name: 'llama 135M shape',
-    config: tinyLlamaConfig({
-      vocab_size: 49152,
-      max_position_embeddings: 2048,
-      hidden_size: 576,
-      num_hidden_layers: 30,
-      num_attention_heads: 9,
-      num_key_value_heads: 3,
-      intermediate_size: 1536,
-      rope_theta: 100000,
-      rms_norm_eps: 1e-5,
-      tie_word_embeddings: true,
-    }),
+    config: smolLM2Shape(),
     sample: false,
     steps: 1,
   },

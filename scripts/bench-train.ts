@@ -23,9 +23,10 @@ import { GraphBuilder } from '../src/engine/onnx/graph.ts';
 import { createSession, defaultThreads } from '../src/engine/onnx/runtime.ts';
 import { causalLMTrainGraph } from '../src/engine/onnx/train-graph.ts';
 import { describeEngine, initEngine } from '../src/engine/tfjs/backend.ts';
-import { type CausalLMConfig, tinyGpt2Config, tinyLlamaConfig } from '../src/lm/config.ts';
+import { type CausalLMConfig, tinyGpt2Config } from '../src/lm/config.ts';
 import { AdamW } from '../src/engine/tfjs/optim.ts';
 import { CausalLM } from '../src/lm/model.ts';
+import { smolLM2Shape } from './model-shapes.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -37,18 +38,7 @@ const SHAPES: { label: string; config: CausalLMConfig; B: number; T: number }[] 
   ...[128, 256].map((d) => ({ label: `gpt2 d=${d}`, config: tinyGpt2Config({ vocab_size: 256, n_positions: 32, n_embd: d, n_layer: 4, n_head: 4 }), B: 64, T: 32 })),
   {
     label: 'SmolLM2-135M shape',
-    config: tinyLlamaConfig({
-      vocab_size: 49152,
-      max_position_embeddings: 2048,
-      hidden_size: 576,
-      num_hidden_layers: 30,
-      num_attention_heads: 9,
-      num_key_value_heads: 3,
-      intermediate_size: 1536,
-      rope_theta: 100000,
-      rms_norm_eps: 1e-5,
-      tie_word_embeddings: true,
-    }),
+    config: smolLM2Shape(),
     B: 4,
     T: 128,
   },

@@ -33,6 +33,18 @@ export function maxAbsDiff(a: tf.Tensor | ArrayLike<number>, b: tf.Tensor | Arra
   return m;
 }
 
+/** |ours - reference| / |reference| (Euclidean norms); NaN when the reference is all zeros. */
+export function relativeError(ours: ArrayLike<number>, reference: ArrayLike<number>): number {
+  if (ours.length !== reference.length) throw new Error(`relativeError: lengths differ (${ours.length} vs ${reference.length})`);
+  let num = 0;
+  let den = 0;
+  for (let j = 0; j < reference.length; j++) {
+    num += (reference[j]! - ours[j]!) ** 2;
+    den += reference[j]! ** 2;
+  }
+  return den > 0 ? Math.sqrt(num / den) : NaN;
+}
+
 /** Left-pad rows of token ids to a common length: ids [B, T] int32 and mask [B, T]. */
 export function leftPad(rows: number[][], padId = 0): { ids: tf.Tensor2D; mask: tf.Tensor2D; width: number } {
   const width = Math.max(...rows.map((r) => r.length));
