@@ -96,6 +96,9 @@ export function ortCritic(trainer: OrtTrainer, critic: ValueModel): TokenEngine 
 
 let statCounter = 0;
 
+/** Rows per forward of the no-gradient passes (old policy, reference, old values). */
+const NO_GRAD_ROWS = 64;
+
 function ortEngine(trainer: OrtTrainer, source: WeightSource, kind: 'policy' | 'critic', temperature: number | null): TokenEngine {
   const primary = kind === 'policy' ? 'logprobs' : 'values';
   const graphParams = new Set(trainer.parameterNames);
@@ -109,7 +112,12 @@ function ortEngine(trainer: OrtTrainer, source: WeightSource, kind: 'policy' | '
       const N = layout.numRows;
       const T = layout.completionLength;
       if (T === 0) return new Float32Array(0);
-      const out = (await trainer.forward(source, scoreBatch(layout, allRows(N))))[primary]!;
+      // In chunks of rows, so the forward's [rows, T, vocab] logits stay bounded on large models.
+      const out = new Float32Array(N * T);
+      for (let start = 0; start < N; start += NO_GRAD_ROWS) {
+        const rows = allRows(Math.min(NO_GRAD_ROWS, N - start)).map((i) => start + i);
+        out.set((await trainer.forward(source, scoreBatch(layout, rows)))[primary]!, start * T);
+      }
       if (kind === 'policy') for (let i = 0; i < out.length; i++) out[i]! *= layout.completionMask[i]!;
       return out;
     },

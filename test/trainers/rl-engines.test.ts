@@ -138,6 +138,25 @@ describe.each(TINY_CONFIGS)('RL updates on onnxruntime vs tfjs, %s', (_label, co
   });
 });
 
+describe('no-gradient passes', () => {
+  it('over more rows than one forward takes (chunked): the same log-probs as tfjs', async () => {
+    const config = TINY_CONFIGS[1]![1];
+    const rng = new Rng(41);
+    const V = config.vocab_size as number;
+    const lengths = Array.from({ length: 70 }, (_, i) => 1 + (i % 4));
+    const layoutOf = await buildTokenBatch({ promptIds: randomRows(rng, lengths, V), completionIds: randomRows(rng, lengths.map((n) => 5 - n), V), truncated: lengths.map(() => false) }, { padTokenId: 0, temperature: 1, maskTruncatedCompletions: false, oldPolicy: null, reference: null });
+    const model = CausalLM.create(config, new Rng(7));
+    const trainer = await OrtTrainer.create(model.config, { temperature: 1 });
+    const ours = await ortPolicy(trainer, model, 1).noGrad(layoutOf.layout);
+    const reference = await tfjsPolicy(model, 1).noGrad(layoutOf.layout);
+    expect(ours.length).toBe(70 * layoutOf.layout.completionLength);
+    expect(maxAbsDiff(ours, reference)).toBeLessThan(1e-5);
+    expect(reference.slice(69 * layoutOf.layout.completionLength).some((x) => x !== 0)).toBe(true); // the last chunk was scored
+    model.dispose();
+    await trainer.dispose();
+  });
+});
+
 describe('memory', () => {
   it('100 GRPO updates on onnxruntime (with the entropy gradient) keep the tfjs tensor count and bytes flat, and the loss moves', async () => {
     const config = TINY_CONFIGS[0]![1];
