@@ -21,23 +21,28 @@ import type { DeviceChoice, EngineChoice } from './sft-config.ts';
 
 /** A sampler on the chosen engine, with a line for the run header. Dispose it when the run ends. */
 export async function openSampler(model: CausalLM, engine: EngineChoice, device: DeviceChoice = 'cpu'): Promise<EngineSampler> {
-  checkDevice(engine, device);
-  if (engine === 'tfjs') return tfjsEngineSampler(model, 'tfjs');
+  const onTfjs = await tfjsInstead(engine, device);
+  return onTfjs !== null ? tfjsEngineSampler(model, onTfjs) : onnxSampler(model, { device });
+}
+
+/**
+ * Whether the choice lands on tfjs: null for onnxruntime, else the header line ('tfjs', or
+ * why `auto` fell back). `device: 'cuda'` is onnxruntime's; with the tfjs engine it would be
+ * silently ignored, so it is refused.
+ */
+async function tfjsInstead(engine: EngineChoice, device: DeviceChoice): Promise<string | null> {
+  if (device === 'cuda' && engine === 'tfjs') {
+    throw new Error('"device" cuda runs onnxruntime on the GPU, and "engine" tfjs uses no onnxruntime: set engine to onnxruntime or auto (tfjs picks its own backend with --backend)');
+  }
+  if (engine === 'tfjs') return 'tfjs';
   if (engine === 'auto' && device === 'cpu' && !(await ortAvailable())) {
     const reason = await loadOrt().then(
       () => '',
       (e: Error) => e.message,
     );
-    return tfjsEngineSampler(model, `tfjs (auto: ${reason})`);
+    return `tfjs (auto: ${reason})`;
   }
-  return onnxSampler(model, { device });
-}
-
-/** `device: 'cuda'` is onnxruntime's; with the tfjs engine it would be silently ignored. */
-function checkDevice(engine: EngineChoice, device: DeviceChoice): void {
-  if (device === 'cuda' && engine === 'tfjs') {
-    throw new Error('"device" cuda runs onnxruntime on the GPU, and "engine" tfjs uses no onnxruntime: set engine to onnxruntime or auto (tfjs picks its own backend with --backend)');
-  }
+  return null;
 }
 
 function tfjsEngineSampler(model: CausalLM, description: string): EngineSampler {
@@ -46,9 +51,8 @@ function tfjsEngineSampler(model: CausalLM, description: string): EngineSampler 
 
 /** SFT's gradient engine: an `OrtTrainer` on onnxruntime, or null for tfjs autodiff. */
 export async function openTrainer(model: CausalLM, engine: EngineChoice, device: DeviceChoice = 'cpu'): Promise<{ trainer: OrtTrainer | null; description: string }> {
-  checkDevice(engine, device);
-  if (engine === 'tfjs') return { trainer: null, description: 'tfjs' };
-  if (engine === 'auto' && device === 'cpu' && !(await ortAvailable())) return { trainer: null, description: 'tfjs (auto: onnxruntime-node did not load)' };
+  const onTfjs = await tfjsInstead(engine, device);
+  if (onTfjs !== null) return { trainer: null, description: onTfjs };
   return { trainer: await OrtTrainer.create(model.config, { device }), description: `onnxruntime${device === 'cuda' ? ' (CUDA)' : ''} forward + backward, AdamW on tfjs` };
 }
 
@@ -72,17 +76,17 @@ export async function openRlEngines(
   device: DeviceChoice,
   options: { temperature: number; entropyGradient: boolean },
 ): Promise<RlEngines> {
-  checkDevice(engine, device);
   const { policy, reference, critic } = models;
-  const onTfjs = (why: string): RlEngines => ({
-    policy: tfjsPolicy(policy, options.temperature),
-    reference: reference ? tfjsPolicy(reference, options.temperature) : null,
-    critic: critic ? tfjsCritic(critic) : null,
-    description: why,
-    dispose: async () => {},
-  });
-  if (engine === 'tfjs') return onTfjs('tfjs');
-  if (engine === 'auto' && device === 'cpu' && !(await ortAvailable())) return onTfjs('tfjs (auto: onnxruntime-node did not load)');
+  const onTfjs = await tfjsInstead(engine, device);
+  if (onTfjs !== null) {
+    return {
+      policy: tfjsPolicy(policy, options.temperature),
+      reference: reference ? tfjsPolicy(reference, options.temperature) : null,
+      critic: critic ? tfjsCritic(critic) : null,
+      description: onTfjs,
+      dispose: async () => {},
+    };
+  }
   const lm = await OrtTrainer.create(policy.config, { device, temperature: options.temperature, entropy: true, entropyGradient: options.entropyGradient });
   const value = critic ? await OrtTrainer.create(critic.trunk.config, { device, head: 'value' }) : null;
   return {

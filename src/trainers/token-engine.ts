@@ -115,7 +115,7 @@ function ortEngine(trainer: OrtTrainer, source: WeightSource, kind: 'policy' | '
       // In chunks of rows, so the forward's [rows, T, vocab] logits stay bounded on large models.
       const out = new Float32Array(N * T);
       for (let start = 0; start < N; start += NO_GRAD_ROWS) {
-        const rows = allRows(Math.min(NO_GRAD_ROWS, N - start)).map((i) => start + i);
+        const rows = Array.from({ length: Math.min(NO_GRAD_ROWS, N - start) }, (_, i) => start + i);
         out.set((await trainer.forward(source, scoreBatch(layout, rows)))[primary]!, start * T);
       }
       if (kind === 'policy') for (let i = 0; i < out.length; i++) out[i]! *= layout.completionMask[i]!;
@@ -159,10 +159,6 @@ function objectiveGradient<M>(stats: TokenOutputs, n: number, T: number, objecti
   } finally {
     for (const v of vars) v.dispose();
   }
-}
-
-function allRows(N: number): number[] {
-  return Array.from({ length: N }, (_, i) => i);
 }
 
 /** Rows `rows` of a layout as the engine's input: the first P + T - 1 columns, the last T positions scored. */
